@@ -1,0 +1,27 @@
+"""keras-mlcl: multi-level supervised contrastive learning for Keras 3."""
+
+from keras_mlcl import layers
+from keras_mlcl import losses
+from keras_mlcl import ops
+from keras_mlcl.layers import MultiProjectionHead
+from keras_mlcl.layers import ProjectionHead
+from keras_mlcl.losses import HiMulCon
+from keras_mlcl.losses import MultiLevelSupCon
+from keras_mlcl.losses import MultiSupCon
+from keras_mlcl.losses import SimDisLoss
+from keras_mlcl.losses import SupCon
+from keras_mlcl.version import __version__
+
+__all__ = [
+    "HiMulCon",
+    "MultiLevelSupCon",
+    "MultiProjectionHead",
+    "MultiSupCon",
+    "ProjectionHead",
+    "SimDisLoss",
+    "SupCon",
+    "__version__",
+    "layers",
+    "losses",
+    "ops",
+]

@@ -1,0 +1,64 @@
+"""MultiSupCon: Jaccard-weighted SupCon with a threshold on the weights."""
+
+import keras
+
+from keras_mlcl.losses.supcon import SupCon
+
+
+@keras.saving.register_keras_serializable(package="keras_mlcl")
+class MultiSupCon(SupCon):
+    """Multi-label SupCon with thresholded Jaccard positive weights.
+
+    ```
+    w_ij = J_ij if J_ij >= min_weight else 0,  J_ij = |y_i & y_j| / |y_i | y_j|
+    ```
+
+    This is the thresholded form of pytorch-metric-learning's
+    `MultiSupConLoss` (its `threshold`, 0.3 by default there and here). One
+    difference: a pair with `J_ij = 0` is never a positive here, even with
+    `min_weight=0`, while PML counts it in the normaliser. With
+    `min_weight=0` this is `SupCon(positives="jaccard")`.
+
+    Args:
+        temperature: positive float. Defaults to 0.1.
+        min_weight: Jaccard threshold in [0, 1]. Defaults to 0.3.
+        normalization: `"count"` (default) or `"weight"`.
+        normalize: L2-normalise `y_pred` inside the loss. Defaults to False.
+        reduction: see `ContrastiveLoss`.
+        name: the loss name. Defaults to `"multi_supcon"`.
+        dtype: the dtype of the returned loss.
+
+    Example:
+
+    >>> loss = MultiSupCon(min_weight=0.5)
+    >>> z = keras.ops.normalize(keras.random.normal((4, 8)), axis=-1)
+    >>> labels = keras.ops.convert_to_tensor(
+    ...     [[1, 1, 0], [1, 0, 0], [1, 1, 1], [0, 0, 1]])
+    >>> value = loss(labels, z)
+    """
+
+    def __init__(
+        self,
+        temperature=0.1,
+        min_weight=0.3,
+        normalization="count",
+        normalize=False,
+        reduction="sum_over_batch_size",
+        name="multi_supcon",
+        dtype=None,
+    ):
+        super().__init__(
+            temperature=temperature,
+            positives="jaccard",
+            normalization=normalization,
+            min_weight=min_weight,
+            normalize=normalize,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        del config["positives"]
+        return config

@@ -1,0 +1,101 @@
+"""SupCon: supervised contrastive loss (Khosla et al., 2020, L_out)."""
+
+import keras
+from keras import ops
+
+from keras_mlcl.losses.contrastive_loss import ContrastiveLoss
+from keras_mlcl.losses.contrastive_loss import embeddings_tensor
+from keras_mlcl.ops import NORMALIZATIONS
+from keras_mlcl.ops import POSITIVE_RULES
+from keras_mlcl.ops import positive_weights
+from keras_mlcl.ops import supcon_from_weights
+from keras_mlcl.utils.validation import check_choice
+from keras_mlcl.utils.validation import check_non_negative_float
+from keras_mlcl.utils.validation import check_positive_float
+from keras_mlcl.utils.validation import check_same_batch_size
+
+
+@keras.saving.register_keras_serializable(package="keras_mlcl")
+class SupCon(ContrastiveLoss):
+    """Supervised contrastive loss over one set of embeddings.
+
+    ```
+    loss_i = - 1 / n_i * sum_{j in P(i)} w_ij log(
+        exp(z_i . z_j / tau) / sum_{a != i} exp(z_i . z_a / tau))
+    ```
+
+    where:
+    - `z` are the L2-normalised embeddings `y_pred` (all views stacked),
+    - `w_ij` is the positive weight of the rule `positives` on `y_true`,
+      `P(i) = {j != i : w_ij >= min_weight, w_ij > 0}`,
+    - `n_i = |P(i)|` (`normalization="count"`) or `sum_j w_ij` (`"weight"`),
+    - `tau` is `temperature`.
+
+    With `positives="equal"` and one label per sample this is Khosla et
+    al.'s `L_out`; `positives="jaccard"` is the multi-label "base" loss of
+    arXiv 2412.00101. The loss is the mean over anchors that have a positive
+    (0 when none has).
+
+    Args:
+        temperature: positive float, `tau`. Defaults to 0.1.
+        positives: the positive rule, one of `"equal"` (int class ids `(N,)`,
+            -1 unlabelled), `"any"`, `"exact"`, `"jaccard"`, `"simdis"`
+            (multi-hot `(N, K)`). Defaults to `"equal"`.
+        normalization: `"count"` (default) or `"weight"`.
+        min_weight: weights below it are set to 0 (a thresholded rule, as in
+            pytorch-metric-learning's `MultiSupConLoss`). Defaults to 0.
+        normalize: if True, L2-normalise `y_pred` inside the loss (zero rows
+            raise a `ValueError`). Defaults to False: heads normalise.
+        reduction: see `ContrastiveLoss`. Defaults to the mean over valid
+            anchors.
+        name: the loss name. Defaults to `"supcon"`.
+        dtype: the dtype of the returned loss.
+
+    Example:
+
+    >>> loss = SupCon(temperature=0.1)
+    >>> z = keras.ops.normalize(keras.random.normal((8, 16)), axis=-1)
+    >>> labels = keras.ops.convert_to_tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    >>> value = loss(labels, z)
+    """
+
+    def __init__(
+        self,
+        temperature=0.1,
+        positives="equal",
+        normalization="count",
+        min_weight=0.0,
+        normalize=False,
+        reduction="sum_over_batch_size",
+        name="supcon",
+        dtype=None,
+    ):
+        super().__init__(reduction=reduction, name=name, dtype=dtype)
+        self.temperature = check_positive_float("temperature", temperature)
+        self.positives = check_choice("positives", positives, POSITIVE_RULES)
+        self.normalization = check_choice("normalization", normalization, NORMALIZATIONS)
+        self.min_weight = check_non_negative_float("min_weight", min_weight)
+        self.normalize = bool(normalize)
+
+    def anchor_losses(self, y_true, y_pred):
+        z = embeddings_tensor(y_pred, normalize=self.normalize)
+        labels = ops.convert_to_tensor(y_true)
+        check_same_batch_size("y_true", labels, "y_pred", z)
+        w = positive_weights(labels, self.positives)
+        if self.min_weight > 0:
+            w = ops.where(w >= self.min_weight, w, 0.0)
+        return supcon_from_weights(z, w, self.temperature, self.normalization)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "temperature": self.temperature,
+                "positives": self.positives,
+                "normalization": self.normalization,
+                "min_weight": self.min_weight,
+                "normalize": self.normalize,
+                "dtype": self.dtype,
+            }
+        )
+        return config

@@ -1,0 +1,17 @@
+"""The SupCon kernel and the positive rules, in pure `keras.ops`."""
+
+from keras_mlcl.ops.positives import MULTI_HOT_RULES
+from keras_mlcl.ops.positives import POSITIVE_RULES
+from keras_mlcl.ops.positives import check_labels_for_rule
+from keras_mlcl.ops.positives import positive_weights
+from keras_mlcl.ops.supcon import NORMALIZATIONS
+from keras_mlcl.ops.supcon import supcon_from_weights
+
+__all__ = [
+    "MULTI_HOT_RULES",
+    "NORMALIZATIONS",
+    "POSITIVE_RULES",
+    "check_labels_for_rule",
+    "positive_weights",
+    "supcon_from_weights",
+]

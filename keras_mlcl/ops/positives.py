@@ -1,0 +1,120 @@
+"""Positive rules: from the labels of one head to its positive-weight matrix."""
+
+from keras import ops
+
+from keras_mlcl.utils.validation import check_choice
+
+POSITIVE_RULES = ("equal", "any", "exact", "jaccard", "simdis")
+MULTI_HOT_RULES = ("any", "exact", "jaccard", "simdis")
+
+
+def check_labels_for_rule(labels, rule, name="labels"):
+    """Checks the rank and dtype of `labels` for `rule` and returns them.
+
+    `"equal"` takes integer class ids `(N,)` (or `(N, 1)`); every other rule
+    takes multi-hot rows `(N, K)`.
+
+    Args:
+        labels: a tensor of labels for one head.
+        rule: one of `POSITIVE_RULES`.
+        name: the argument name used in error messages.
+
+    Returns:
+        `labels` as a tensor, `(N,)` for `"equal"`, `(N, K)` otherwise.
+    """
+    check_choice("positives", rule, POSITIVE_RULES)
+    labels = ops.convert_to_tensor(labels)
+    shape = tuple(labels.shape)
+    dtype = str(labels.dtype)
+    if rule == "equal":
+        if len(shape) == 2 and shape[1] == 1:
+            labels = ops.squeeze(labels, axis=1)
+        elif len(shape) != 1:
+            raise ValueError(
+                f"`{name}` for positives='equal' should be integer class ids "
+                f"of shape (N,). Received: `{name}.shape`={shape}. For "
+                "multi-hot labels use positives='any', 'exact', 'jaccard' or "
+                "'simdis'."
+            )
+        if not ("int" in dtype or "float" in dtype):
+            raise ValueError(
+                f"`{name}` for positives='equal' should hold integer class ids "
+                f"(-1 for unlabelled). Received: `{name}.dtype`={dtype}"
+            )
+        return labels
+    if len(shape) != 2:
+        raise ValueError(
+            f"`{name}` for positives={rule!r} should be multi-hot rows of "
+            f"shape (N, K). Received: `{name}.shape`={shape}. For integer "
+            "class ids use positives='equal'."
+        )
+    if not ("int" in dtype or "float" in dtype or dtype == "bool"):
+        raise ValueError(
+            f"`{name}` for positives={rule!r} should be multi-hot (bool, int "
+            f"or float 0/1). Received: `{name}.dtype`={dtype}"
+        )
+    return labels
+
+
+def positive_weights(labels, rule="equal"):
+    """The `(N, N)` positive-weight matrix of one head's labels.
+
+    | rule | labels | w_ij |
+    |---|---|---|
+    | `"equal"` | class ids `(N,)` | 1 if y_i = y_j |
+    | `"any"` | multi-hot `(N, K)` | 1 if y_i and y_j share a label |
+    | `"exact"` | multi-hot | 1 if y_i = y_j, non-empty |
+    | `"jaccard"` | multi-hot | `|y_i & y_j| / |y_i | y_j|` |
+    | `"simdis"` | multi-hot | `K^s K^d` with `K^s = |S & T| / |S|`, `K^d = 1 / (1 + |T - S|)` |
+
+    where `S = y_i` is the anchor's label set and `T = y_j` the sample's.
+
+    A negative class id (e.g. -1) marks a sample unlabelled at this level;
+    for multi-hot rules a row with any negative entry is unlabelled. Such
+    samples and samples with an empty label set are never positives nor
+    anchors (they stay in the denominators of the kernel). The diagonal is
+    left in; `supcon_from_weights` ignores it.
+
+    Args:
+        labels: class ids `(N,)` for `"equal"`, multi-hot `(N, K)` otherwise.
+        rule: one of `"equal"`, `"any"`, `"exact"`, `"jaccard"`, `"simdis"`.
+
+    Returns:
+        A float32 tensor of shape `(N, N)`.
+
+    Example:
+
+    >>> labels = keras.ops.convert_to_tensor([[1, 1, 0], [1, 0, 0]])
+    >>> positive_weights(labels, "simdis")  # [[1, 0.5], [0.5, 1]]
+    """
+    labels = check_labels_for_rule(labels, rule)
+    if rule == "equal":
+        labelled = labels >= 0
+        same = ops.logical_and(
+            ops.equal(labels[:, None], labels[None, :]),
+            ops.logical_and(labelled[:, None], labelled[None, :]),
+        )
+        return ops.cast(same, "float32")
+
+    y = ops.cast(labels, "float32")
+    labelled = ops.all(y >= 0, axis=-1, keepdims=True)
+    y = ops.where(labelled, y, 0.0)
+    intersection = ops.matmul(y, ops.transpose(y))
+    size = ops.sum(y, axis=-1)
+    anchor_size = size[:, None]
+    sample_size = size[None, :]
+    shares = intersection > 0
+    if rule == "any":
+        return ops.cast(shares, "float32")
+    if rule == "exact":
+        same = ops.logical_and(
+            ops.equal(intersection, anchor_size), ops.equal(intersection, sample_size)
+        )
+        return ops.cast(ops.logical_and(same, shares), "float32")
+    if rule == "jaccard":
+        union = anchor_size + sample_size - intersection
+        return ops.where(shares, intersection / ops.maximum(union, 1.0), 0.0)
+    # simdis: K^s = |S & T| / |S|, K^d = 1 / (1 + |T - S|)
+    similarity = intersection / ops.maximum(anchor_size, 1.0)
+    dissimilarity = 1.0 / (1.0 + sample_size - intersection)
+    return ops.where(shares, similarity * dissimilarity, 0.0)

@@ -1,0 +1,68 @@
+"""Argument checks that raise Keras-style `ValueError`s before any compute."""
+
+import math
+
+
+def check_positive_float(name, value):
+    """Returns `value` as a float, or raises if it is not a finite number > 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = None
+    if isinstance(value, bool) or number is None or not math.isfinite(number) or number <= 0:
+        raise ValueError(
+            f"`{name}` should be a positive float. Received: `{name}`={value!r}"
+        )
+    return number
+
+
+def check_non_negative_float(name, value):
+    """Returns `value` as a float, or raises if it is not a finite number >= 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = None
+    if isinstance(value, bool) or number is None or not math.isfinite(number) or number < 0:
+        raise ValueError(
+            f"`{name}` should be a non-negative float. Received: `{name}`={value!r}"
+        )
+    return number
+
+
+def check_positive_int(name, value):
+    """Returns `value`, or raises if it is not an int > 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(
+            f"`{name}` should be a positive integer. Received: `{name}`={value!r}"
+        )
+    return value
+
+
+def check_choice(name, value, choices):
+    """Returns `value`, or raises if it is not one of `choices`."""
+    if value not in choices:
+        expected = ", ".join(repr(c) for c in choices)
+        raise ValueError(
+            f"`{name}` should be one of {expected}. Received: `{name}`={value!r}"
+        )
+    return value
+
+
+def static_batch_size(tensor):
+    """The static size of the first axis, or `None` when it is unknown."""
+    shape = tensor.shape
+    if len(shape) == 0 or shape[0] is None:
+        return None
+    return int(shape[0])
+
+
+def check_same_batch_size(y_true_name, y_true, y_pred_name, y_pred):
+    """Raises when two tensors' static batch sizes are known and differ."""
+    n_true = static_batch_size(y_true)
+    n_pred = static_batch_size(y_pred)
+    if n_true is not None and n_pred is not None and n_true != n_pred:
+        raise ValueError(
+            f"`{y_true_name}` and `{y_pred_name}` should have the same batch "
+            f"size. Received: `{y_true_name}.shape`={tuple(y_true.shape)} and "
+            f"`{y_pred_name}.shape`={tuple(y_pred.shape)}"
+        )
