@@ -24,8 +24,9 @@ def value_and_grad(fn, x):
     if backend == "tensorflow":
         import tensorflow as tf
 
-        xt = tf.Variable(x)
+        xt = tf.constant(x)
         with tf.GradientTape() as tape:
+            tape.watch(xt)
             value = fn(xt)
         grad = tape.gradient(value, xt)
         return to_numpy(value), to_numpy(grad)
