@@ -15,6 +15,7 @@ install: $(VENV)/.installed
 
 # The whole test suite, once per backend (tensorflow, jax, torch).
 test: install
+	$(VENV)/bin/ruff check keras_mlcl tests
 	bash scripts/test_backends.sh $(PY)
 
 lint: install

@@ -68,7 +68,11 @@ class MultiProjectionHead(keras.layers.Layer):
                     f"`heads[{name!r}]` has unknown keys {unknown}; expected an int "
                     f"or a dict with keys among {list(_HEAD_KEYS)}."
                 )
-            defaults = {"hidden_dims": self.hidden_dims, "activation": activation, "normalize": normalize}
+            defaults = {
+                "hidden_dims": self.hidden_dims,
+                "activation": activation,
+                "normalize": normalize,
+            }
             spec = {**defaults, **spec}
             spec["hidden_dims"] = list(normalize_hidden_dims(spec["hidden_dims"]))
             self.head_configs[name] = spec

@@ -56,8 +56,7 @@ def embeddings_tensor(y_pred, name="y_pred", normalize=False):
         )
     if "float" not in str(y_pred.dtype):
         raise ValueError(
-            f"`{name}` should be floating-point embeddings. Received: "
-            f"`{name}.dtype`={y_pred.dtype}"
+            f"`{name}` should be floating-point embeddings. Received: `{name}.dtype`={y_pred.dtype}"
         )
     if not normalize:
         return y_pred

@@ -143,7 +143,9 @@ class HiMulCon(ContrastiveLoss):
         for k in range(n_levels):
             level_loss = term_losses[k]
             if self.variant in ("hce", "hmce"):
-                running_max = level_loss if running_max is None else ops.maximum(running_max, level_loss)
+                running_max = (
+                    level_loss if running_max is None else ops.maximum(running_max, level_loss)
+                )
                 level_loss = running_max
             if self.variant in ("hmc", "hmce"):
                 level_loss = penalty(1.0 / (k + 1)) * level_loss

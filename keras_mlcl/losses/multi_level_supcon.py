@@ -55,7 +55,9 @@ def _head_config(name, config):
             "Received: positives='equal'"
         )
     return {
-        "temperature": check_positive_float(f"heads[{name!r}]['temperature']", config["temperature"]),
+        "temperature": check_positive_float(
+            f"heads[{name!r}]['temperature']", config["temperature"]
+        ),
         "weight": check_non_negative_float(f"heads[{name!r}]['weight']", config["weight"]),
         "positives": rule,
         "columns": columns,
@@ -79,7 +81,7 @@ def _per_name(argument, value, names, default):
                 f"`{argument}` should have {len(names)} entries, one per name "
                 f"{list(names)}. Received: {list(value)}"
             )
-        return dict(zip(names, value))
+        return dict(zip(names, value, strict=True))
     return {name: value for name in names}
 
 
@@ -152,9 +154,7 @@ class MultiLevelSupCon(ContrastiveLoss):
         return list(self.heads)
 
     @classmethod
-    def hierarchical(
-        cls, levels=("coarse", "fine"), temperatures=None, weights=None, **kwargs
-    ):
+    def hierarchical(cls, levels=("coarse", "fine"), temperatures=None, weights=None, **kwargs):
         """One head per level of a label hierarchy, class ids per level.
 
         Args:
@@ -178,9 +178,7 @@ class MultiLevelSupCon(ContrastiveLoss):
         return cls(heads=heads, **kwargs)
 
     @classmethod
-    def multilabel(
-        cls, groups, temperatures=None, weights=None, positives="any", **kwargs
-    ):
+    def multilabel(cls, groups, temperatures=None, weights=None, positives="any", **kwargs):
         """One head per label or label group of a multi-hot label matrix.
 
         Args:
@@ -280,9 +278,7 @@ class MultiLevelSupCon(ContrastiveLoss):
         z = ops.stack(
             [ops.pad(e, [[0, 0], [0, width - int(e.shape[-1])]]) for e in embeddings.values()]
         )
-        w = ops.stack(
-            [positive_weights(labels[n], c["positives"]) for n, c in self.heads.items()]
-        )
+        w = ops.stack([positive_weights(labels[n], c["positives"]) for n, c in self.heads.items()])
         temperatures = ops.convert_to_tensor(
             [c["temperature"] for c in self.heads.values()], dtype=z.dtype
         )
@@ -319,4 +315,3 @@ class MultiLevelSupCon(ContrastiveLoss):
             }
         )
         return config
-

@@ -1,6 +1,5 @@
 """The weighted supervised-contrastive kernel every loss is built on."""
 
-import keras
 from keras import ops
 
 from keras_mlcl.utils.validation import check_choice

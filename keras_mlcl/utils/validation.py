@@ -10,9 +10,7 @@ def check_positive_float(name, value):
     except (TypeError, ValueError):
         number = None
     if isinstance(value, bool) or number is None or not math.isfinite(number) or number <= 0:
-        raise ValueError(
-            f"`{name}` should be a positive float. Received: `{name}`={value!r}"
-        )
+        raise ValueError(f"`{name}` should be a positive float. Received: `{name}`={value!r}")
     return number
 
 
@@ -23,18 +21,14 @@ def check_non_negative_float(name, value):
     except (TypeError, ValueError):
         number = None
     if isinstance(value, bool) or number is None or not math.isfinite(number) or number < 0:
-        raise ValueError(
-            f"`{name}` should be a non-negative float. Received: `{name}`={value!r}"
-        )
+        raise ValueError(f"`{name}` should be a non-negative float. Received: `{name}`={value!r}")
     return number
 
 
 def check_positive_int(name, value):
     """Returns `value`, or raises if it is not an int > 0."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
-            f"`{name}` should be a positive integer. Received: `{name}`={value!r}"
-        )
+        raise ValueError(f"`{name}` should be a positive integer. Received: `{name}`={value!r}")
     return value
 
 
@@ -42,9 +36,7 @@ def check_choice(name, value, choices):
     """Returns `value`, or raises if it is not one of `choices`."""
     if value not in choices:
         expected = ", ".join(repr(c) for c in choices)
-        raise ValueError(
-            f"`{name}` should be one of {expected}. Received: `{name}`={value!r}"
-        )
+        raise ValueError(f"`{name}` should be one of {expected}. Received: `{name}`={value!r}")
     return value
 
 

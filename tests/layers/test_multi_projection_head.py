@@ -26,7 +26,9 @@ def test_dict_of_unit_embeddings():
 @pytest.mark.parametrize("seed", [None, 7])
 def test_heads_differ_at_initialisation(seed):
     heads = MultiProjectionHead(
-        {"a": 8, "b": 8}, hidden_dims=(8,), kernel_initializer=keras.initializers.GlorotUniform(seed)
+        {"a": 8, "b": 8},
+        hidden_dims=(8,),
+        kernel_initializer=keras.initializers.GlorotUniform(seed),
     )
     out = to_numpy(heads(np.random.default_rng(1).normal(size=(4, 8)).astype("float32")))
     assert not np.allclose(out["a"], out["b"])

@@ -26,7 +26,9 @@ def test_matches_reference(seed, normalization):
     labels, z = hierarchy_batch(seed, n=[16, 64, 200][seed])
     heads = {"coarse": (0.5, 0.3, "equal"), "fine": (0.1, 1.0, "equal")}
     loss = MultiLevelSupCon(
-        heads={n: {"temperature": t, "weight": w, "positives": r} for n, (t, w, r) in heads.items()},
+        heads={
+            n: {"temperature": t, "weight": w, "positives": r} for n, (t, w, r) in heads.items()
+        },
         normalization=normalization,
     )
     expected, per_head = reference.multi_level(labels, z, heads, normalization)
@@ -45,7 +47,9 @@ def test_one_head_equals_supcon():
 
 def test_batched_heads_equal_weighted_sum_of_single_losses():
     labels, z = hierarchy_batch(4)
-    loss = MultiLevelSupCon.hierarchical(["coarse", "fine"], temperatures=[0.5, 0.07], weights=[2.0, 0.5])
+    loss = MultiLevelSupCon.hierarchical(
+        ["coarse", "fine"], temperatures=[0.5, 0.07], weights=[2.0, 0.5]
+    )
     single = {
         "coarse": SupCon(temperature=0.5)(labels["coarse"], z["coarse"]),
         "fine": SupCon(temperature=0.07)(labels["fine"], z["fine"]),
@@ -73,7 +77,9 @@ def test_multilabel_groups_select_columns():
     rng = np.random.default_rng(6)
     y = (rng.random((40, 6)) < 0.4).astype("int32")
     z = {"a": unit_rows(rng, 40, 8), "b": unit_rows(rng, 40, 8)}
-    loss = MultiLevelSupCon.multilabel({"a": [0, 1, 2], "b": [5]}, temperatures={"a": 0.1, "b": 0.3})
+    loss = MultiLevelSupCon.multilabel(
+        {"a": [0, 1, 2], "b": [5]}, temperatures={"a": 0.1, "b": 0.3}
+    )
     expected = reference.supcon_loss(y[:, :3], z["a"], 0.1, "any") + reference.supcon_loss(
         y[:, 5:], z["b"], 0.3, "any"
     )

@@ -59,9 +59,7 @@ def test_invariant_to_permuting_label_columns(batch):
 @given(batches(), st.sampled_from(["count", "weight"]))
 def test_per_anchor_loss_is_non_negative(batch, normalization):
     rule, temperature, labels, z, _ = batch
-    loss, valid = supcon_from_weights(
-        z, positive_weights(labels, rule), temperature, normalization
-    )
+    loss, valid = supcon_from_weights(z, positive_weights(labels, rule), temperature, normalization)
     loss = to_numpy(loss)
     assert np.isfinite(loss).all()
     assert (loss >= -1e-6).all()

@@ -56,7 +56,9 @@ def test_sample_weight():
     labels = np.array([0, 0, 1, 1, 2, 2, 3, 4])
     sw = np.array([1, 2, 0, 1, 3, 1, 5, 5], "float32")
     per_anchor, valid = reference.supcon(z, reference.weights(labels, "equal"), 0.1)
-    assert_allclose(SupCon()(labels, z, sample_weight=sw), reference.valid_mean(per_anchor, valid, sw))
+    assert_allclose(
+        SupCon()(labels, z, sample_weight=sw), reference.valid_mean(per_anchor, valid, sw)
+    )
     weighted = (per_anchor * sw * valid).sum() / (sw * valid).sum()
     loss = SupCon(reduction="mean_with_sample_weight")
     assert_allclose(loss(labels, z, sample_weight=sw), weighted)
