@@ -2,6 +2,7 @@
 
 from keras_mlcl import layers
 from keras_mlcl import losses
+from keras_mlcl import models
 from keras_mlcl import ops
 from keras_mlcl.layers import MultiProjectionHead
 from keras_mlcl.layers import ProjectionHead
@@ -10,9 +11,11 @@ from keras_mlcl.losses import MultiLevelSupCon
 from keras_mlcl.losses import MultiSupCon
 from keras_mlcl.losses import SimDisLoss
 from keras_mlcl.losses import SupCon
+from keras_mlcl.models import ContrastiveModel
 from keras_mlcl.version import __version__
 
 __all__ = [
+    "ContrastiveModel",
     "HiMulCon",
     "MultiLevelSupCon",
     "MultiProjectionHead",
@@ -23,5 +26,6 @@ __all__ = [
     "__version__",
     "layers",
     "losses",
+    "models",
     "ops",
 ]

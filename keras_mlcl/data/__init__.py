@@ -1,0 +1,33 @@
+"""Datasets: the `LabeledDataset` container, the `.npz` format, splits and real loaders."""
+
+from keras_mlcl.data.cifar100 import load_cifar100
+from keras_mlcl.data.clinc150 import load_clinc150
+from keras_mlcl.data.datasets import LabeledDataset
+from keras_mlcl.data.datasets import dataset_names
+from keras_mlcl.data.datasets import load_dataset
+from keras_mlcl.data.datasets import load_npz
+from keras_mlcl.data.datasets import save_npz
+from keras_mlcl.data.datasets import subsample
+from keras_mlcl.data.datasets import train_test_split
+from keras_mlcl.data.datasets import validation_split
+from keras_mlcl.data.fashion_mnist import COARSE_OF_FINE
+from keras_mlcl.data.fashion_mnist import load_fashion_mnist
+from keras_mlcl.data.mulan import load_mulan
+from keras_mlcl.data.mulan import parse_arff
+
+__all__ = [
+    "COARSE_OF_FINE",
+    "LabeledDataset",
+    "dataset_names",
+    "load_cifar100",
+    "load_clinc150",
+    "load_dataset",
+    "load_fashion_mnist",
+    "load_mulan",
+    "load_npz",
+    "parse_arff",
+    "save_npz",
+    "subsample",
+    "train_test_split",
+    "validation_split",
+]

@@ -1,0 +1,24 @@
+"""Evaluation of embeddings on host (NumPy in, floats out).
+
+kNN accuracy and linear probes per label level, multi-label metrics, 2-D
+plots, and a callback that logs `val_knn_<level>_acc` during `fit`. Uses
+scikit-learn and, for plots, matplotlib (both imported when first used).
+"""
+
+from keras_mlcl.evaluation.callbacks import KNNCallback
+from keras_mlcl.evaluation.knn import knn_accuracy
+from keras_mlcl.evaluation.knn import knn_accuracy_per_level
+from keras_mlcl.evaluation.linear_probe import linear_probe
+from keras_mlcl.evaluation.linear_probe import linear_probe_per_level
+from keras_mlcl.evaluation.multilabel_metrics import multilabel_metrics
+from keras_mlcl.evaluation.plots import plot_embeddings
+
+__all__ = [
+    "KNNCallback",
+    "knn_accuracy",
+    "knn_accuracy_per_level",
+    "linear_probe",
+    "linear_probe_per_level",
+    "multilabel_metrics",
+    "plot_embeddings",
+]

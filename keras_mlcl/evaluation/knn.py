@@ -1,0 +1,109 @@
+"""k-nearest-neighbour evaluation of frozen embeddings."""
+
+import numpy as np
+
+from keras_mlcl.evaluation.multilabel_metrics import check_embeddings
+from keras_mlcl.evaluation.multilabel_metrics import check_level_dicts
+from keras_mlcl.evaluation.multilabel_metrics import check_train_test
+from keras_mlcl.utils.validation import check_choice
+from keras_mlcl.utils.validation import check_positive_int
+
+KNN_METRICS = ("cosine", "euclidean", "manhattan")
+
+
+def knn_accuracy(
+    train_embeddings, train_labels, test_embeddings, test_labels, k=20, metric="cosine"
+):
+    """kNN accuracy of one label level, with a majority vote.
+
+    Each test embedding gets the class held by most of its `k` nearest
+    training embeddings (an unweighted majority vote; a tie goes to the
+    smallest class id):
+
+    ```
+    y_hat_i = argmax_c |{j in kNN(i) : y_j = c}|
+    accuracy = mean_i [y_hat_i = y_i]
+    ```
+
+    For a multi-hot level `(N, K)` the score is the micro-F1 of the
+    neighbour vote instead: label `c` is predicted when at least half of the
+    `k` neighbours have it.
+
+    Unlabelled rows (class id -1, or a multi-hot row with a negative value)
+    are left out of both the neighbour set and the scored test rows. With
+    fewer than `k` labelled training rows, all of them are the neighbours.
+
+    Args:
+        train_embeddings: `(N, D)` reference embeddings.
+        train_labels: their labels, `(N,)` class ids or `(N, K)` multi-hot.
+        test_embeddings: `(M, D)` embeddings to classify.
+        test_labels: their labels, in the format of `train_labels`.
+        k: number of neighbours. Defaults to 20.
+        metric: `"cosine"` (default), `"euclidean"` or `"manhattan"`.
+
+    Returns:
+        A float: accuracy in [0, 1] (micro-F1 for a multi-hot level).
+
+    Example:
+
+    >>> train = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    >>> test = np.array([[1.0, 0.05], [0.05, 1.0]])
+    >>> knn_accuracy(train, np.array([0, 0, 1, 1]), test, np.array([0, 1]), k=2)
+    1.0
+    """
+    from sklearn.metrics import f1_score
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neighbors import NearestNeighbors
+
+    k = check_positive_int("k", k)
+    metric = check_choice("metric", metric, KNN_METRICS)
+    train_x, train_y, test_x, test_y, multi_hot = check_train_test(
+        train_embeddings, train_labels, test_embeddings, test_labels
+    )
+    n_neighbors = min(k, train_x.shape[0])
+    if multi_hot:
+        search = NearestNeighbors(n_neighbors=n_neighbors, metric=metric, algorithm="brute")
+        neighbours = search.fit(train_x).kneighbors(test_x, return_distance=False)
+        votes = train_y[neighbours].mean(axis=1)
+        predictions = (votes >= 0.5).astype("int64")
+        return float(f1_score(test_y, predictions, average="micro", zero_division=0))
+    classifier = KNeighborsClassifier(
+        n_neighbors=n_neighbors, weights="uniform", metric=metric, algorithm="brute"
+    )
+    classifier.fit(train_x, train_y)
+    return float(np.mean(classifier.predict(test_x) == test_y))
+
+
+def knn_accuracy_per_level(
+    train_embeddings, train_labels, test_embeddings, test_labels, k=20, metric="cosine"
+):
+    """`knn_accuracy` for each level of `{level: labels}` dicts.
+
+    Args:
+        train_embeddings: `(N, D)` reference embeddings.
+        train_labels: dict `{level: labels}`, each `(N,)` or `(N, K)`.
+        test_embeddings: `(M, D)` embeddings to classify.
+        test_labels: dict with the same levels, each `(M,)` or `(M, K)`.
+        k: number of neighbours. Defaults to 20.
+        metric: `"cosine"` (default), `"euclidean"` or `"manhattan"`.
+
+    Returns:
+        A dict `{level: float}`, in the order of `train_labels`: accuracy for
+        class-id levels, micro-F1 for multi-hot levels.
+
+    Example:
+
+    >>> train = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> labels = {"coarse": np.array([0, 1]), "fine": np.array([3, 7])}
+    >>> knn_accuracy_per_level(train, labels, train, labels, k=1)
+    {'coarse': 1.0, 'fine': 1.0}
+    """
+    levels = check_level_dicts("train_labels", train_labels, "test_labels", test_labels)
+    train_x = check_embeddings("train_embeddings", train_embeddings)
+    test_x = check_embeddings("test_embeddings", test_embeddings)
+    return {
+        level: knn_accuracy(
+            train_x, train_labels[level], test_x, test_labels[level], k=k, metric=metric
+        )
+        for level in levels
+    }

@@ -1,0 +1,188 @@
+"""2-D plots of embeddings (t-SNE or PCA), coloured by each label level."""
+
+import os
+
+import numpy as np
+
+from keras_mlcl.evaluation.multilabel_metrics import check_embeddings
+from keras_mlcl.evaluation.multilabel_metrics import check_level_labels
+from keras_mlcl.utils.validation import check_choice
+from keras_mlcl.utils.validation import check_positive_int
+
+PLOT_METHODS = ("tsne", "pca")
+MAX_LEGEND_CLASSES = 20
+MISSING_COLOR = "#b0b0b0"
+
+
+def check_writable_path(name, path):
+    """Makes the folder of `path` if needed; raises if a file cannot go there."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise ValueError(f"`{name}` should be a file path. Received: `{name}`={path!r}")
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(
+            f"`{name}` should be a file path, not a folder. Received: `{name}`={path!r}"
+        )
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as error:
+        raise ValueError(
+            f"`{name}` should be in a writable folder; cannot create {folder!r} ({error}). "
+            f"Received: `{name}`={path!r}"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"`{name}` should be in a writable folder; {folder!r} is not writable. "
+            f"Received: `{name}`={path!r}"
+        )
+    return path
+
+
+def project_2d(embeddings, method, seed):
+    """`(N, D)` embeddings mapped to `(N, 2)` with t-SNE or PCA."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    if method == "pca":
+        return PCA(n_components=2, random_state=seed).fit_transform(embeddings)
+    num_points = embeddings.shape[0]
+    perplexity = min(30.0, max(1.0, (num_points - 1) / 3.0))
+    tsne = TSNE(
+        n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed
+    )
+    return tsne.fit_transform(embeddings)
+
+
+def plot_embeddings(
+    embeddings,
+    labels,
+    path,
+    method="tsne",
+    max_points=2000,
+    seed=0,
+    title=None,
+    class_names=None,
+):
+    """Writes a PNG of the embeddings in 2-D, one panel per label level.
+
+    The embeddings are mapped to 2-D with t-SNE (`sklearn.manifold.TSNE`,
+    PCA initialisation) or PCA, and drawn once per level, coloured by that
+    level's class. A multi-hot level is coloured by each row's first label
+    ("none" for an empty row). Unlabelled rows (-1) are drawn in grey. When
+    there are more than `max_points` rows, a random subset of `max_points`
+    rows (fixed by `seed`, the same for every level) is drawn.
+
+    The figure is drawn with matplotlib's Agg canvas (no display needed; the
+    global pyplot backend is left alone).
+
+    Args:
+        embeddings: `(N, D)` embeddings, `D >= 2`.
+        labels: one level's labels (`(N,)` class ids or `(N, K)` multi-hot),
+            or a dict `{level: labels}` for one panel per level.
+        path: the PNG file to write; its folder is made when missing.
+        method: `"tsne"` (default) or `"pca"`.
+        max_points: most points drawn. Defaults to 2000.
+        seed: seed of the subsampling and of the projection. Defaults to 0.
+        title: the figure title, or None.
+        class_names: names shown in the legend: for one level a list (or a
+            dict) indexed by class id, for a dict of levels a dict
+            `{level: names}`. Defaults to the class ids. The legend is shown
+            for levels with at most 20 classes.
+
+    Returns:
+        `path`, the PNG file written.
+
+    Example:
+
+    >>> x = np.random.default_rng(0).normal(size=(60, 8))
+    >>> y = {"coarse": np.arange(60) % 2, "fine": np.arange(60) % 4}
+    >>> written = plot_embeddings(x, y, "/tmp/embeddings.png", method="pca")
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    method = check_choice("method", method, PLOT_METHODS)
+    max_points = check_positive_int("max_points", max_points)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"`seed` should be a non-negative integer. Received: `seed`={seed!r}")
+    path = check_writable_path("path", path)
+    points = check_embeddings("embeddings", embeddings)
+    if points.shape[0] < 3 or points.shape[1] < 2:
+        raise ValueError(
+            "`embeddings` should have at least 3 rows and 2 columns. "
+            f"Received: `embeddings.shape`={points.shape}"
+        )
+    single_level = not isinstance(labels, dict)
+    levels = {"labels": labels} if single_level else dict(labels)
+    if not levels:
+        raise ValueError("`labels` should be an array or a non-empty dict {level: labels}.")
+    if class_names is not None and not single_level and not isinstance(class_names, dict):
+        raise ValueError(
+            "`class_names` should be a dict {level: names} when `labels` is a dict. "
+            f"Received: `class_names`={type(class_names).__name__}"
+        )
+    names_per_level = {"labels": class_names} if single_level else (class_names or {})
+    checked = {
+        level: check_level_labels(f"labels[{level!r}]", values, points.shape[0])
+        for level, values in levels.items()
+    }
+
+    rows = np.arange(points.shape[0])
+    if rows.size > max_points:
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(rows.size, size=max_points, replace=False))
+    coordinates = project_2d(points[rows], method, int(seed))
+
+    figure = Figure(figsize=(5.5 * len(levels), 5.0), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, len(levels), squeeze=False)[0]
+    for ax, (level, (values, multi_hot, labelled)) in zip(axes, checked.items(), strict=True):
+        classes = _panel_classes(values[rows], multi_hot, labelled[rows])
+        _draw_panel(ax, coordinates, classes, names_per_level.get(level))
+        if not single_level:
+            ax.set_title(str(level))
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title is not None:
+        figure.suptitle(str(title))
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    return path
+
+
+def _panel_classes(values, multi_hot, labelled):
+    """One int per point: its class (-1 unlabelled, -2 an empty multi-hot row)."""
+    if not multi_hot:
+        return np.where(labelled, values, -1)
+    first = np.argmax(values, axis=1)
+    empty = values.sum(axis=1) == 0
+    return np.where(~labelled, -1, np.where(empty, -2, first))
+
+
+def _draw_panel(ax, coordinates, classes, class_names):
+    """Scatters one level's points, unlabelled first in grey, then each class."""
+    import matplotlib
+
+    for special, name in ((-1, "unlabelled"), (-2, "none")):
+        mask = classes == special
+        if mask.any():
+            ax.scatter(*coordinates[mask].T, s=6, c=MISSING_COLOR, label=name, alpha=0.6)
+    present = np.unique(classes[classes >= 0])
+    if present.size <= 10:
+        colormap = matplotlib.colormaps["tab10"]
+    elif present.size <= MAX_LEGEND_CLASSES:
+        colormap = matplotlib.colormaps["tab20"]
+    else:
+        colormap = matplotlib.colormaps["turbo"].resampled(present.size)
+    for position, class_id in enumerate(present):
+        mask = classes == class_id
+        name = str(class_id)
+        if class_names is not None:
+            try:
+                name = str(class_names[class_id])
+            except (IndexError, KeyError, TypeError):
+                name = str(class_id)
+        ax.scatter(*coordinates[mask].T, s=8, color=colormap(position), label=name)
+    if 0 < present.size <= MAX_LEGEND_CLASSES:
+        ax.legend(fontsize="small", markerscale=2, loc="best", frameon=False)

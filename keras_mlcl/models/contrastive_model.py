@@ -1,0 +1,367 @@
+"""ContrastiveModel: encoder, projection heads and MLCL training under `fit`."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_mlcl.layers import MultiProjectionHead
+from keras_mlcl.losses import ContrastiveLoss
+from keras_mlcl.losses import MultiLevelSupCon
+from keras_mlcl.models.export import export_saved_model
+from keras_mlcl.models.export import input_signature_of
+from keras_mlcl.utils.validation import check_non_negative_float
+from keras_mlcl.utils.validation import check_positive_int
+
+
+@keras.saving.register_keras_serializable(package="keras_mlcl")
+class ContrastiveModel(keras.Model):
+    """An encoder with projection heads, trained by a contrastive loss in `fit`.
+
+    At each training step the batch `x` becomes `views` augmented copies
+    (the `augment` layer called with `training=True`, inside the step, so it
+    runs on the device), concatenated along the batch axis; labels and
+    sample weights are tiled to match. The encoder embeds all views, the
+    heads project them, and the loss is
+
+    ```
+    L = contrastive_loss(labels, heads(encoder(views)))
+        + ce_weight * sum_l CE(classifier_l(encoder(views)), labels_l)
+    ```
+
+    where the optional classifier is one Dense layer per level on the
+    encoder embedding (the joint objective the MLCL paper uses for text).
+    Each head's loss is logged as `<head>_loss`, each classifier's
+    cross-entropy as `<level>_ce` and its accuracy as `<level>_acc`.
+    `evaluate` uses one view, without augmentation.
+
+    Args:
+        encoder: a Keras model or layer mapping inputs to an embedding
+            `(B, F)`; it stays a plain Keras model users can reuse.
+        heads: a `MultiProjectionHead`, or its `heads` dict (e.g.
+            `{"coarse": 64, "fine": 128}`) to build one.
+        loss: a `MultiLevelSupCon` whose head names are the heads', or, with
+            a single head, any `ContrastiveLoss` (`SupCon`, `SimDisLoss`,
+            `HiMulCon`, ...). Defaults to
+            `MultiLevelSupCon.hierarchical(levels=<head names>)`.
+        views: positive int, views per sample in training. Defaults to 2.
+        augment: a layer or model applied to each view with `training=True`;
+            it must keep the batch size. Defaults to None (identical views).
+        classifier: optional dict `{level: num_classes}`: a linear classifier
+            per label level trained with cross-entropy (int labels, -1
+            ignored). Needs `ce_weight > 0`.
+        ce_weight: non-negative float, the weight of the cross-entropy.
+        **kwargs: base `keras.Model` arguments (`name`, ...).
+
+    Sample weights: one weight per sample (per anchor, the same for every
+    head).
+
+    Labels (`y` in `fit`): a dict `{head or level: labels}`; or an `(N, L)`
+    int array whose columns are the heads (coarse to fine, in the heads'
+    order); or, for a loss with a single head or with label `columns`, what
+    the loss itself takes.
+
+    Example:
+
+    >>> encoder = keras.Sequential([keras.Input((16,)), keras.layers.Dense(32)])
+    >>> model = ContrastiveModel(encoder, heads={"coarse": 8, "fine": 8})
+    >>> model.compile(optimizer="adam")
+    >>> x = np.random.rand(64, 16).astype("float32")
+    >>> y = {"coarse": np.repeat([0, 1], 32), "fine": np.repeat([0, 1, 2, 3], 16)}
+    >>> history = model.fit(x, y, epochs=1, verbose=0)
+    >>> out = model.predict(x, verbose=0)  # {"embedding", "coarse", "fine"}
+    """
+
+    def __init__(
+        self,
+        encoder,
+        heads,
+        loss=None,
+        views=2,
+        augment=None,
+        classifier=None,
+        ce_weight=0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if isinstance(heads, dict):
+            heads = MultiProjectionHead(heads)
+        if not isinstance(heads, MultiProjectionHead):
+            raise ValueError(
+                "`heads` should be a `MultiProjectionHead` or its heads dict. "
+                f"Received: `heads`={heads!r}"
+            )
+        head_names = heads.head_names
+        if loss is None:
+            loss = MultiLevelSupCon.hierarchical(levels=head_names)
+        if not isinstance(loss, ContrastiveLoss):
+            raise ValueError(
+                "`loss` should be a keras_mlcl contrastive loss (e.g. MultiLevelSupCon). "
+                f"Received: `loss`={loss!r}"
+            )
+        if isinstance(loss, MultiLevelSupCon):
+            if sorted(loss.heads) != sorted(head_names):
+                raise ValueError(
+                    f"The head names of `loss` {sorted(loss.heads)} should be those of "
+                    f"`heads` {sorted(head_names)}."
+                )
+        elif len(head_names) != 1:
+            raise ValueError(
+                f"`loss` {type(loss).__name__} takes one embedding, so `heads` should "
+                f"have one head. Received heads {head_names}; use MultiLevelSupCon "
+                "for several."
+            )
+        self.views = check_positive_int("views", views)
+        classifier = dict(classifier or {})
+        for level, n_classes in classifier.items():
+            check_positive_int(f"classifier[{level!r}]", n_classes)
+        self.ce_weight = check_non_negative_float("ce_weight", ce_weight)
+        if bool(classifier) != (self.ce_weight > 0):
+            raise ValueError(
+                "`classifier` and `ce_weight` go together: a classifier needs "
+                "`ce_weight` > 0 and `ce_weight` > 0 needs a classifier. Received: "
+                f"`classifier`={classifier or None}, `ce_weight`={ce_weight}"
+            )
+        self.encoder = encoder
+        self.heads = heads
+        self.contrastive_loss = loss
+        self.augment = augment
+        self.classifier = classifier
+        self.classifier_layers = {
+            level: keras.layers.Dense(n, name=f"{level}_classifier")
+            for level, n in classifier.items()
+        }
+        self.head_loss_trackers = [keras.metrics.Mean(name=f"{h}_loss") for h in head_names]
+        self.ce_trackers = [keras.metrics.Mean(name=f"{level}_ce") for level in classifier]
+        self.accuracy_trackers = [
+            keras.metrics.SparseCategoricalAccuracy(name=f"{level}_acc") for level in classifier
+        ]
+
+    @property
+    def head_names(self):
+        return self.heads.head_names
+
+    def call(self, inputs, training=False):
+        x = inputs
+        if training and (self.views > 1 or self.augment is not None):
+            copies = [
+                self.augment(x, training=True) if self.augment is not None else x
+                for _ in range(self.views)
+            ]
+            x = keras.tree.map_structure(lambda *v: ops.concatenate(v, axis=0), *copies)
+        embedding = self.encoder(x, training=training)
+        outputs = {"embedding": embedding}
+        outputs.update(self.heads(embedding, training=training))
+        for level, layer in self.classifier_layers.items():
+            outputs[f"{level}_logits"] = layer(embedding)
+        return outputs
+
+    def _split_labels(self, y):
+        """`(contrastive labels, {level: classifier labels})` from `y`."""
+        loss = self.contrastive_loss
+        multi = isinstance(loss, MultiLevelSupCon)
+        by_columns = multi and all(c["columns"] is not None for c in loss.heads.values())
+        if y is None:
+            raise ValueError("`y` is needed: labels for the heads " f"{self.head_names}.")
+        if not isinstance(y, dict) and multi and not by_columns:
+            y = ops.convert_to_tensor(y) if not hasattr(y, "shape") else y
+            if len(y.shape) != 2 or y.shape[1] != len(self.head_names):
+                raise ValueError(
+                    f"`y` should be a dict {{head: labels}} for heads {self.head_names}, "
+                    f"or an (N, {len(self.head_names)}) array of levels (coarse to "
+                    f"fine, in that order). Received shape {tuple(y.shape)}"
+                )
+            y = {name: y[:, i] for i, name in enumerate(self.head_names)}
+        if isinstance(y, dict):
+            expected = set(self.classifier)
+            if multi:
+                expected |= set(loss.heads)
+            missing = sorted(
+                set(loss.heads if multi and not by_columns else []) | set(self.classifier)
+            )
+            missing = [m for m in missing if m not in y]
+            if missing:
+                raise ValueError(
+                    f"Labels are missing for {missing}: `y` should have one entry per "
+                    f"head {self.head_names}"
+                    + (f" and per classifier level {list(self.classifier)}" if self.classifier else "")
+                    + f". Received keys {sorted(y)}"
+                )
+            unknown = sorted(set(y) - expected) if multi else []
+            if unknown:
+                raise ValueError(
+                    f"`y` has labels {unknown} that no head or classifier uses. Expected "
+                    f"keys {sorted(expected)}"
+                )
+            contrastive = {h: y[h] for h in loss.heads} if multi else y[self.head_names[0]]
+            return contrastive, {level: y[level] for level in self.classifier}
+        extra = [level for level in self.classifier if level != self.head_names[0]]
+        if extra:
+            raise ValueError(
+                f"Classifier levels {extra} need `y` as a dict with those keys."
+            )
+        return y, {level: y for level in self.classifier}
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        views = self.views if training else 1
+        contrastive_labels, classifier_labels = self._split_labels(y)
+
+        def tile(t):
+            return t if views == 1 else ops.concatenate([t] * views, axis=0)
+
+        contrastive_labels = keras.tree.map_structure(tile, contrastive_labels)
+        classifier_labels = {k: tile(v) for k, v in classifier_labels.items()}
+        if sample_weight is not None:
+            # Keras replicates one sample-weight array over the label dict.
+            sample_weight = tile(ops.convert_to_tensor(keras.tree.flatten(sample_weight)[0]))
+
+        loss = self.contrastive_loss
+        if isinstance(loss, MultiLevelSupCon):
+            embeddings = {name: y_pred[name] for name in loss.heads}
+            per_head = loss.head_losses(contrastive_labels, embeddings, sample_weight)
+            total = loss.combine(ops.stack([per_head[name] for name in loss.heads]))
+        else:
+            total = loss(contrastive_labels, y_pred[self.head_names[0]], sample_weight)
+            per_head = {self.head_names[0]: total}
+        for tracker, name in zip(self.head_loss_trackers, self.head_names, strict=True):
+            tracker.update_state(per_head[name])
+
+        for level, ce_tracker, accuracy in zip(
+            self.classifier, self.ce_trackers, self.accuracy_trackers, strict=True
+        ):
+            logits = ops.cast(y_pred[f"{level}_logits"], "float32")
+            labels = ops.reshape(ops.convert_to_tensor(classifier_labels[level]), (-1,))
+            labelled = ops.cast(labels >= 0, "float32")
+            safe = ops.cast(ops.maximum(labels, 0), "int32")
+            ce = keras.losses.sparse_categorical_crossentropy(safe, logits, from_logits=True)
+            ce = ops.divide_no_nan(ops.sum(ce * labelled), ops.sum(labelled))
+            ce_tracker.update_state(ce)
+            accuracy.update_state(safe, logits, sample_weight=labelled)
+            total = total + self.ce_weight * ce
+
+        if self.losses:
+            total = total + sum(self.losses)
+        return total
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit`, after checking the first batch (see class doc)."""
+        weights = kwargs.get("sample_weight")
+        if isinstance(weights, dict):
+            arrays = [np.asarray(w) for w in weights.values()]
+            if any(not np.array_equal(arrays[0], a) for a in arrays[1:]):
+                raise ValueError(
+                    "`sample_weight` should be one array (one weight per sample, "
+                    "shared by all heads). Received a dict of different arrays."
+                )
+        self.check_training_data(x, y, kwargs.get("batch_size"))
+        return super().fit(x, y, *args, **kwargs)
+
+    def check_training_data(self, x, y=None, batch_size=None):
+        """Raises a `ValueError` for training data that cannot work, before any step.
+
+        Checks, on the first batch where the data type allows: labels for
+        every head (and classifier level), label and input batch sizes, and
+        that `augment` keeps the batch size.
+        """
+        first = _first_batch(x, y, batch_size)
+        if first is None:
+            return
+        xb, yb = first
+        n = _batch_size(xb)
+        contrastive, classifier_labels = self._split_labels(yb)
+        for name, labels in _flat_named(contrastive, "y") + list(classifier_labels.items()):
+            if int(np.shape(labels)[0]) != n:
+                raise ValueError(
+                    f"Labels {name!r} have {np.shape(labels)[0]} rows but the inputs "
+                    f"have {n}: every label array should have one row per input."
+                )
+        if self.augment is not None:
+            augmented = self.augment(xb, training=True)
+            got = _batch_size(keras.tree.map_structure(ops.convert_to_numpy, augmented))
+            if got != n:
+                raise ValueError(
+                    f"`augment` should keep the batch size: it turned a batch of {n} "
+                    f"into {got}."
+                )
+
+    def embed(self, x, batch_size=None):
+        """The encoder embedding of `x`, as NumPy."""
+        return self.encoder.predict(x, batch_size=batch_size, verbose=0)
+
+    def export(self, filepath, format="tf_saved_model", input_signature=None, verbose=True, **kwargs):
+        """Exports the inference model (`call` with `training=False`).
+
+        With `format="tf_saved_model"` this works from every backend: from
+        torch it goes through a TensorFlow child process (see
+        `keras_mlcl.models.export`). The `serve` endpoint returns the dict
+        of `predict`. `input_signature` defaults to the encoder's inputs
+        with an open batch size.
+        """
+        if format != "tf_saved_model":
+            return super().export(
+                filepath, format=format, input_signature=input_signature, verbose=verbose,
+                **kwargs,
+            )
+        if input_signature is None:
+            input_signature = input_signature_of(self)
+        export_saved_model(
+            self, filepath, input_signature, modules=kwargs.pop("modules", ()), verbose=verbose
+        )
+
+    def get_config(self):
+        serialize = keras.saving.serialize_keras_object
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "encoder": serialize(self.encoder),
+            "heads": serialize(self.heads),
+            "loss": serialize(self.contrastive_loss),
+            "views": self.views,
+            "augment": serialize(self.augment) if self.augment is not None else None,
+            "classifier": dict(self.classifier),
+            "ce_weight": self.ce_weight,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        deserialize = keras.saving.deserialize_keras_object
+        for key in ("encoder", "heads", "loss", "augment"):
+            if config.get(key) is not None:
+                config[key] = deserialize(config[key])
+        return cls(**config)
+
+
+def _batch_size(x):
+    return int(np.shape(keras.tree.flatten(x)[0])[0])
+
+
+def _flat_named(labels, prefix):
+    if isinstance(labels, dict):
+        return [(f"{prefix}[{k!r}]", v) for k, v in labels.items()]
+    return [(prefix, labels)]
+
+
+def _first_batch(x, y, batch_size):
+    """The first `(x, y)` batch as NumPy, or None for data types not inspected."""
+    if isinstance(x, keras.utils.PyDataset):
+        batch = x[0]
+    elif hasattr(x, "take") and hasattr(x, "element_spec"):  # tf.data.Dataset
+        batch = next(iter(x.take(1)))
+    elif x is not None and not hasattr(x, "__next__"):
+        arrays = keras.tree.flatten(x)
+        n = int(np.shape(arrays[0])[0])
+        for path, labels in _flat_named(y, "y") if y is not None else []:
+            if labels is not None and int(np.shape(labels)[0]) != n:
+                raise ValueError(
+                    f"{path} has {np.shape(labels)[0]} rows but `x` has {n}: "
+                    "labels should have one row per input."
+                )
+        size = min(n, batch_size or 32)
+        cut = lambda t: np.asarray(t)[:size]  # noqa: E731
+        return keras.tree.map_structure(cut, x), (
+            None if y is None else keras.tree.map_structure(cut, y)
+        )
+    else:
+        return None
+    batch = keras.tree.map_structure(np.asarray, tuple(batch))
+    return batch[0], batch[1] if len(batch) > 1 else None

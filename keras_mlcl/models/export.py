@@ -1,0 +1,96 @@
+"""TF SavedModel export for every backend.
+
+`keras.Model.export(format="tf_saved_model")` works from the TensorFlow and
+JAX backends. From the torch backend Keras 3.15 goes through `torch.export`
+and `torch_xla` (not installable here) and fails on dict outputs. The route
+that works: save the model as `.keras`, then load and export it in a child
+process running the TensorFlow backend. The weights are the same; the
+SavedModel's graph is TensorFlow's trace of the same `keras.ops` code.
+Custom objects must be registered when `keras_mlcl` (and any module named in
+`modules`) is imported.
+"""
+
+import argparse
+import importlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import keras
+
+
+def input_signature_of(model):
+    """`[keras.InputSpec]` from a model's encoder inputs, batch left open."""
+    encoder = getattr(model, "encoder", model)
+    inputs = getattr(encoder, "inputs", None)
+    if not inputs:
+        raise ValueError(
+            "`input_signature` is needed to export a model whose encoder has no "
+            "symbolic inputs, e.g. [keras.InputSpec(shape=(None, 32), dtype='float32')]."
+        )
+    return [
+        keras.InputSpec(shape=(None,) + tuple(t.shape[1:]), dtype=str(t.dtype)) for t in inputs
+    ]
+
+
+def export_saved_model(model, filepath, input_signature, modules=(), verbose=False):
+    """Writes `model` as a TF SavedModel with a `serve` endpoint.
+
+    Under the torch backend the export runs in a TensorFlow-backend child
+    process from a `.keras` copy of the model (see the module docstring).
+
+    Args:
+        model: a built Keras model.
+        filepath: the SavedModel folder to write.
+        input_signature: a list of `keras.InputSpec`.
+        modules: modules the child process imports to register custom
+            objects (torch backend only).
+        verbose: print Keras' export summary.
+    """
+    if keras.backend.backend() != "torch":
+        keras.Model.export(
+            model, filepath, format="tf_saved_model", input_signature=input_signature,
+            verbose=verbose,
+        )
+        return
+    specs = [{"shape": list(s.shape), "dtype": s.dtype} for s in input_signature]
+    with tempfile.TemporaryDirectory() as folder:
+        source = os.path.join(folder, "model.keras")
+        model.save(source)
+        command = [
+            sys.executable, "-m", "keras_mlcl.models.export", source, os.fspath(filepath),
+            "--signature", json.dumps(specs), "--modules", *modules,
+        ]
+        env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+        result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(
+            "Exporting from the torch backend through a TensorFlow process failed:\n"
+            + result.stderr[-4000:]
+        )
+    if verbose:
+        print(result.stdout)
+
+
+def main(argv=None):
+    """Child-process entry: load a `.keras` file and export it (TF backend)."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("source")
+    parser.add_argument("target")
+    parser.add_argument("--signature", required=True)
+    parser.add_argument("--modules", nargs="*", default=[])
+    args = parser.parse_args(argv)
+    importlib.import_module("keras_mlcl")
+    for module in args.modules:
+        importlib.import_module(module)
+    model = keras.saving.load_model(args.source, compile=False)
+    signature = [
+        keras.InputSpec(shape=tuple(s["shape"]), dtype=s["dtype"]) for s in json.loads(args.signature)
+    ]
+    keras.Model.export(model, args.target, format="tf_saved_model", input_signature=signature)
+
+
+if __name__ == "__main__":
+    main()
