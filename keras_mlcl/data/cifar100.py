@@ -8,8 +8,10 @@ import numpy as np
 from keras_mlcl.data.datasets import LabeledDataset
 
 _SOURCES = ("tfds", "pickle")
-# The only globals a CIFAR-100 pickle needs: NumPy's array reconstruction.
+# The only globals a CIFAR-100 pickle needs: NumPy's array reconstruction, and `bytes` as
+# Python 3 writes it at pickle protocol 2.
 _ALLOWED_PICKLE_GLOBALS = {
+    ("_codecs", "encode"),
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.multiarray", "scalar"),

@@ -85,7 +85,8 @@ def default_full_dirs():
     """Folders searched for the full Fashion-MNIST IDX files, in order.
 
     Keras' download cache (`$KERAS_HOME/datasets/fashion-mnist`, `KERAS_HOME` defaulting to
-    `~/.keras`), then Debian's `dataset-fashion-mnist` package (`/usr/share/datasets/fashion-mnist`).
+    `~/.keras`), then Debian's `dataset-fashion-mnist` package
+    (`/usr/share/datasets/fashion-mnist`).
     """
     keras_home = os.path.expanduser(os.environ.get("KERAS_HOME", os.path.join("~", ".keras")))
     return [os.path.join(keras_home, "datasets", "fashion-mnist"), DEBIAN_DIR]

@@ -67,7 +67,7 @@ def _converter(name, kind):
         except ValueError:
             numbers = None
         if numbers is not None:
-            table = dict(zip(values, numbers))
+            table = dict(zip(values, numbers, strict=True))
         else:
             table = {value: float(index) for index, value in enumerate(values)}
 
@@ -161,8 +161,10 @@ def parse_arff(text):
                     )
                 row[index] = _convert(converters, index, parts[1])
         else:
-            values = line.split(",") if "'" not in line and '"' not in line else next(
-                csv.reader([line], quotechar="'", skipinitialspace=True)
+            values = (
+                line.split(",")
+                if "'" not in line and '"' not in line
+                else next(csv.reader([line], quotechar="'", skipinitialspace=True))
             )
             if len(values) != len(names):
                 raise ValueError(
@@ -224,7 +226,7 @@ def _read_split(path, label_names):
 
 
 def load_mulan(name, path=None):
-    """Loads a MULAN multi-label dataset from `<name>-train.arff`, `<name>-test.arff` and `<name>.xml`.
+    """Loads a MULAN multi-label dataset: `<name>-train.arff`, `<name>-test.arff`, `<name>.xml`.
 
     The label attributes are those named in `<name>.xml` (in the MULAN files, the last
     `n_labels` attributes); every other attribute is a feature.

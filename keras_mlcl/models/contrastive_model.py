@@ -9,6 +9,8 @@ from keras_mlcl.losses import ContrastiveLoss
 from keras_mlcl.losses import MultiLevelSupCon
 from keras_mlcl.models.export import export_saved_model
 from keras_mlcl.models.export import input_signature_of
+from keras_mlcl.models.monitored_metrics import MonitoredMetrics
+from keras_mlcl.models.monitored_metrics import loss_tracker
 from keras_mlcl.utils.validation import check_non_negative_float
 from keras_mlcl.utils.validation import check_positive_int
 
@@ -130,11 +132,14 @@ class ContrastiveModel(keras.Model):
             level: keras.layers.Dense(n, name=f"{level}_classifier")
             for level, n in classifier.items()
         }
-        self.head_loss_trackers = [keras.metrics.Mean(name=f"{h}_loss") for h in head_names]
-        self.ce_trackers = [keras.metrics.Mean(name=f"{level}_ce") for level in classifier]
+        self.head_loss_trackers = [loss_tracker(f"{h}_loss") for h in head_names]
+        self.ce_trackers = [loss_tracker(f"{level}_ce") for level in classifier]
         self.accuracy_trackers = [
             keras.metrics.SparseCategoricalAccuracy(name=f"{level}_acc") for level in classifier
         ]
+        self.training_metrics = MonitoredMetrics(
+            self.head_loss_trackers + self.ce_trackers + self.accuracy_trackers
+        )
 
     @property
     def head_names(self):
@@ -161,7 +166,7 @@ class ContrastiveModel(keras.Model):
         multi = isinstance(loss, MultiLevelSupCon)
         by_columns = multi and all(c["columns"] is not None for c in loss.heads.values())
         if y is None:
-            raise ValueError("`y` is needed: labels for the heads " f"{self.head_names}.")
+            raise ValueError(f"`y` is needed: labels for the heads {self.head_names}.")
         if not isinstance(y, dict) and multi and not by_columns:
             y = ops.convert_to_tensor(y) if not hasattr(y, "shape") else y
             if len(y.shape) != 2 or y.shape[1] != len(self.head_names):
@@ -183,7 +188,11 @@ class ContrastiveModel(keras.Model):
                 raise ValueError(
                     f"Labels are missing for {missing}: `y` should have one entry per "
                     f"head {self.head_names}"
-                    + (f" and per classifier level {list(self.classifier)}" if self.classifier else "")
+                    + (
+                        f" and per classifier level {list(self.classifier)}"
+                        if self.classifier
+                        else ""
+                    )
                     + f". Received keys {sorted(y)}"
                 )
             unknown = sorted(set(y) - expected) if multi else []
@@ -196,9 +205,7 @@ class ContrastiveModel(keras.Model):
             return contrastive, {level: y[level] for level in self.classifier}
         extra = [level for level in self.classifier if level != self.head_names[0]]
         if extra:
-            raise ValueError(
-                f"Classifier levels {extra} need `y` as a dict with those keys."
-            )
+            raise ValueError(f"Classifier levels {extra} need `y` as a dict with those keys.")
         return y, {level: y for level in self.classifier}
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -267,6 +274,8 @@ class ContrastiveModel(keras.Model):
             return
         xb, yb = first
         n = _batch_size(xb)
+        if not self.built:  # callbacks such as BackupAndRestore need the variables
+            self(xb, training=False)
         contrastive, classifier_labels = self._split_labels(yb)
         for name, labels in _flat_named(contrastive, "y") + list(classifier_labels.items()):
             if int(np.shape(labels)[0]) != n:
@@ -279,15 +288,16 @@ class ContrastiveModel(keras.Model):
             got = _batch_size(keras.tree.map_structure(ops.convert_to_numpy, augmented))
             if got != n:
                 raise ValueError(
-                    f"`augment` should keep the batch size: it turned a batch of {n} "
-                    f"into {got}."
+                    f"`augment` should keep the batch size: it turned a batch of {n} into {got}."
                 )
 
     def embed(self, x, batch_size=None):
         """The encoder embedding of `x`, as NumPy."""
         return self.encoder.predict(x, batch_size=batch_size, verbose=0)
 
-    def export(self, filepath, format="tf_saved_model", input_signature=None, verbose=True, **kwargs):
+    def export(
+        self, filepath, format="tf_saved_model", input_signature=None, verbose=True, **kwargs
+    ):
         """Exports the inference model (`call` with `training=False`).
 
         With `format="tf_saved_model"` this works from every backend: from
@@ -298,7 +308,10 @@ class ContrastiveModel(keras.Model):
         """
         if format != "tf_saved_model":
             return super().export(
-                filepath, format=format, input_signature=input_signature, verbose=verbose,
+                filepath,
+                format=format,
+                input_signature=input_signature,
+                verbose=verbose,
                 **kwargs,
             )
         if input_signature is None:

@@ -30,9 +30,7 @@ def input_signature_of(model):
             "`input_signature` is needed to export a model whose encoder has no "
             "symbolic inputs, e.g. [keras.InputSpec(shape=(None, 32), dtype='float32')]."
         )
-    return [
-        keras.InputSpec(shape=(None,) + tuple(t.shape[1:]), dtype=str(t.dtype)) for t in inputs
-    ]
+    return [keras.InputSpec(shape=(None,) + tuple(t.shape[1:]), dtype=str(t.dtype)) for t in inputs]
 
 
 def export_saved_model(model, filepath, input_signature, modules=(), verbose=False):
@@ -51,7 +49,10 @@ def export_saved_model(model, filepath, input_signature, modules=(), verbose=Fal
     """
     if keras.backend.backend() != "torch":
         keras.Model.export(
-            model, filepath, format="tf_saved_model", input_signature=input_signature,
+            model,
+            filepath,
+            format="tf_saved_model",
+            input_signature=input_signature,
             verbose=verbose,
         )
         return
@@ -60,8 +61,15 @@ def export_saved_model(model, filepath, input_signature, modules=(), verbose=Fal
         source = os.path.join(folder, "model.keras")
         model.save(source)
         command = [
-            sys.executable, "-m", "keras_mlcl.models.export", source, os.fspath(filepath),
-            "--signature", json.dumps(specs), "--modules", *modules,
+            sys.executable,
+            "-m",
+            "keras_mlcl.models.export",
+            source,
+            os.fspath(filepath),
+            "--signature",
+            json.dumps(specs),
+            "--modules",
+            *modules,
         ]
         env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
         result = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -87,7 +95,8 @@ def main(argv=None):
         importlib.import_module(module)
     model = keras.saving.load_model(args.source, compile=False)
     signature = [
-        keras.InputSpec(shape=tuple(s["shape"]), dtype=s["dtype"]) for s in json.loads(args.signature)
+        keras.InputSpec(shape=tuple(s["shape"]), dtype=s["dtype"])
+        for s in json.loads(args.signature)
     ]
     keras.Model.export(model, args.target, format="tf_saved_model", input_signature=signature)
 

@@ -1,0 +1,33 @@
+"""Training metrics that Keras' monitoring callbacks can read a direction from.
+
+`ModelCheckpoint` and `EarlyStopping` with the default `mode="auto"` only
+look for a metric's direction inside Keras' own metric containers
+(`compile_utils.MetricsList`), so metrics a model updates in `compute_loss`
+(`fine_loss`, `fine_acc`, ...) would need `mode=` spelled out. Grouping them
+in such a container, with a direction on each, lets
+`EarlyStopping(monitor="fine_loss")` work as it does for `"loss"`. This
+relies on a Keras-internal class, kept to this one module.
+"""
+
+import keras
+from keras.src.trainers.compile_utils import MetricsList
+
+
+def loss_tracker(name):
+    """A `keras.metrics.Mean` for a loss value, marked lower-is-better."""
+    metric = keras.metrics.Mean(name=name)
+    metric._direction = "down"
+    return metric
+
+
+class MonitoredMetrics(MetricsList):
+    """A group of metrics whose results are reported by name, one each."""
+
+    def __init__(self, metrics, name="training_metrics"):
+        super().__init__(metrics, name=name)
+
+    def update_state(self, *args, **kwargs):
+        raise NotImplementedError("Update the grouped metrics one by one.")
+
+    def result(self):
+        return self.get_result()
