@@ -1,5 +1,6 @@
 """A callback that logs the kNN accuracy of each label level every few epochs."""
 
+import inspect
 import math
 
 import keras
@@ -57,7 +58,8 @@ class KNNCallback(keras.callbacks.Callback):
     their `patience` counts epochs, not evaluations.
 
     The embeddings are `model.embed(x)` when the model has an `embed` method
-    (as `ContrastiveModel` does), else `model.predict(x)`, taking its
+    (as `ContrastiveModel` does; `batch_size` is passed on when `embed`
+    takes it), else `model.predict(x)`, taking its
     `"embedding"` entry when it returns a dict. Outputs with more than two
     axes are flattened to `(N, -1)`.
 
@@ -73,7 +75,8 @@ class KNNCallback(keras.callbacks.Callback):
         k: number of neighbours. Defaults to 20.
         every: evaluate every this many epochs. Defaults to 1.
         metric: `"cosine"` (default), `"euclidean"` or `"manhattan"`.
-        batch_size: batch size of `model.predict`. Defaults to None (32).
+        batch_size: batch size of `model.predict` (and of `model.embed` when
+            it takes one). Defaults to None (Keras' default, 32).
 
     Example:
 
@@ -117,7 +120,10 @@ class KNNCallback(keras.callbacks.Callback):
         model = self.model
         embed = getattr(model, "embed", None)
         if callable(embed):
-            outputs = embed(x)
+            if "batch_size" in inspect.signature(embed).parameters:
+                outputs = embed(x, batch_size=self.batch_size)
+            else:
+                outputs = embed(x)
         else:
             outputs = model.predict(x, batch_size=self.batch_size, verbose=0)
         if isinstance(outputs, dict):

@@ -20,10 +20,15 @@ def check_embeddings(name, embeddings):
             f"`{name}` should be a non-empty 2-D array (N, D). "
             f"Received: `{name}.shape`={array.shape}"
         )
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise ValueError(f"`{name}` should hold numbers. Received: `{name}.dtype`={array.dtype}")
-    if not np.issubdtype(array.dtype, np.floating):
-        array = array.astype("float64")
+    if array.dtype not in (np.float32, np.float64):
+        # Integers, booleans, float16 and bfloat16 (e.g. mixed-precision outputs).
+        message = f"`{name}` should hold real numbers. Received: `{name}.dtype`={array.dtype}"
+        if array.dtype.kind in "OSUMmc":
+            raise ValueError(message)
+        try:
+            array = array.astype("float64" if array.dtype.kind in "iub" else "float32")
+        except (TypeError, ValueError):
+            raise ValueError(message) from None
     if not np.all(np.isfinite(array)):
         raise ValueError(f"`{name}` should hold finite values only (no NaN or Inf).")
     return array

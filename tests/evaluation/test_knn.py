@@ -98,6 +98,13 @@ def test_unlabelled_multi_hot_rows_are_excluded():
     assert knn_accuracy(train_x, train_y, test_x, test_y, k=1) == 1.0
 
 
+@pytest.mark.parametrize("dtype", ["float16", "int32", "bool"])
+def test_embedding_dtypes(dtype):
+    train_x = np.array([[1, 0], [1, 0], [0, 1]]).astype(dtype)
+    test_x = np.array([[0, 1], [1, 0]]).astype(dtype)
+    assert knn_accuracy(train_x, np.array([2, 2, 5]), test_x, np.array([5, 2]), k=1) == 1.0
+
+
 def test_k_larger_than_training_set_uses_all_rows():
     train_x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
     train_y = np.array([2, 2, 5])
@@ -117,6 +124,7 @@ def test_k_larger_than_training_set_uses_all_rows():
         ({"test_labels": np.array([[0, 1], [1, 0]])}, "same format"),
         ({"train_embeddings": np.ones(2)}, "`train_embeddings` should be a non-empty 2-D"),
         ({"train_labels": np.array([0.5, 1.0])}, "integer values"),
+        ({"train_embeddings": np.array([["a", "b"], ["c", "d"]])}, "real numbers"),
     ],
 )
 def test_invalid_inputs_raise(kwargs, message):

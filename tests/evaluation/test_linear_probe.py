@@ -40,8 +40,8 @@ def test_random_labels_are_near_chance():
 
 def test_matches_direct_sklearn_computation():
     rng = np.random.default_rng(5)
-    train_x, test_x = rng.normal(size=(60, 5)), rng.normal(size=(30, 5))
-    train_y = (train_x[:, 0] + 0.5 * rng.normal(size=60) > 0).astype(int) + (train_x[:, 1] > 0)
+    train_x, test_x = rng.normal(size=(200, 5)), rng.normal(size=(100, 5))
+    train_y = (train_x[:, 0] + 0.5 * rng.normal(size=200) > 0).astype(int) + (train_x[:, 1] > 0)
     test_y = (test_x[:, 0] > 0).astype(int) + (test_x[:, 1] > 0)
     scaler = StandardScaler().fit(train_x)
     direct = LogisticRegression(C=0.3, max_iter=500, random_state=0)

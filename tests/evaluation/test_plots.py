@@ -1,0 +1,88 @@
+import os
+
+import numpy as np
+import pytest
+
+from keras_mlcl.evaluation import plot_embeddings
+from tests.evaluation.synthetic import clusters
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def read_png(path):
+    with open(path, "rb") as file:
+        data = file.read()
+    assert data[:8] == PNG_SIGNATURE
+    assert len(data) > 5000
+    return data
+
+
+def test_tsne_writes_one_png_with_a_panel_per_level(tmp_path):
+    x, labels = clusters(seed=0, per_class=30)  # 180 points
+    labels["fine"][:10] = -1
+    multi_hot = np.stack([labels["fine"] % 2, labels["fine"] >= 3], axis=1).astype(int)
+    multi_hot[:5] = -1
+    labels["aspects"] = multi_hot
+    path = str(tmp_path / "tsne.png")
+    written = plot_embeddings(
+        x,
+        labels,
+        path,
+        title="t-SNE",
+        class_names={"coarse": ["a", "b", "c"], "fine": {0: "zero"}},
+    )
+    assert written == path
+    read_png(path)
+
+
+def test_pca_single_level_in_a_new_folder(tmp_path):
+    x, labels = clusters(seed=1)
+    path = str(tmp_path / "new" / "folder" / "pca.png")
+    assert plot_embeddings(x, labels["fine"], path, method="pca") == path
+    read_png(path)
+
+
+def test_subsampling_is_deterministic(tmp_path):
+    x, labels = clusters(seed=2, per_class=40)
+    paths = [str(tmp_path / f"{name}.png") for name in ("a", "b")]
+    for path in paths:
+        plot_embeddings(x, labels, path, method="pca", max_points=50, seed=3)
+    assert read_png(paths[0]) == read_png(paths[1])
+
+
+def test_many_classes_without_legend(tmp_path):
+    rng = np.random.default_rng(0)
+    path = str(tmp_path / "many.png")
+    plot_embeddings(rng.normal(size=(120, 4)), np.arange(120) % 30, path, method="pca")
+    read_png(path)
+
+
+def test_unwritable_folder_raises(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    x, labels = clusters(seed=0)
+    with pytest.raises(ValueError, match="`path` should be in a writable folder"):
+        plot_embeddings(x, labels, str(blocker / "plot.png"), method="pca")
+    with pytest.raises(ValueError, match="not a folder"):
+        plot_embeddings(x, labels, str(tmp_path), method="pca")
+    assert not os.path.exists(blocker / "plot.png")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"method": "umap"}, "`method` should be one of"),
+        ({"max_points": 0}, "`max_points`"),
+        ({"seed": -1}, "`seed`"),
+        ({"labels": {"fine": np.zeros(3, int)}}, "one row per embedding"),
+        ({"labels": {}}, "non-empty dict"),
+        ({"embeddings": np.ones((10, 1))}, "at least 3 rows and 2 columns"),
+        ({"class_names": ["a"]}, "`class_names` should be a dict"),
+    ],
+)
+def test_invalid_arguments_raise(tmp_path, kwargs, message):
+    x, labels = clusters(seed=0)
+    arguments = {"embeddings": x, "labels": labels, "path": str(tmp_path / "p.png")}
+    arguments.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        plot_embeddings(method=arguments.pop("method", "pca"), **arguments)
