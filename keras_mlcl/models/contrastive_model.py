@@ -10,6 +10,7 @@ from keras_mlcl.losses import MultiLevelSupCon
 from keras_mlcl.models.export import export_saved_model
 from keras_mlcl.models.export import input_signature_of
 from keras_mlcl.models.monitored_metrics import MonitoredMetrics
+from keras_mlcl.models.monitored_metrics import accuracy_tracker
 from keras_mlcl.models.monitored_metrics import loss_tracker
 from keras_mlcl.utils.validation import check_non_negative_float
 from keras_mlcl.utils.validation import check_positive_int
@@ -49,8 +50,9 @@ class ContrastiveModel(keras.Model):
         augment: a layer or model applied to each view with `training=True`;
             it must keep the batch size. Defaults to None (identical views).
         classifier: optional dict `{level: num_classes}`: a linear classifier
-            per label level trained with cross-entropy (int labels, -1
-            ignored). Needs `ce_weight > 0`.
+            per label level, trained with softmax cross-entropy on int labels
+            (-1 ignored) or sigmoid cross-entropy on multi-hot labels (rows
+            with a negative entry ignored). Needs `ce_weight > 0`.
         ce_weight: non-negative float, the weight of the cross-entropy.
         **kwargs: base `keras.Model` arguments (`name`, ...).
 
@@ -134,9 +136,7 @@ class ContrastiveModel(keras.Model):
         }
         self.head_loss_trackers = [loss_tracker(f"{h}_loss") for h in head_names]
         self.ce_trackers = [loss_tracker(f"{level}_ce") for level in classifier]
-        self.accuracy_trackers = [
-            keras.metrics.SparseCategoricalAccuracy(name=f"{level}_acc") for level in classifier
-        ]
+        self.accuracy_trackers = [accuracy_tracker(f"{level}_acc") for level in classifier]
         self.training_metrics = MonitoredMetrics(
             self.head_loss_trackers + self.ce_trackers + self.accuracy_trackers
         )
@@ -236,13 +236,9 @@ class ContrastiveModel(keras.Model):
             self.classifier, self.ce_trackers, self.accuracy_trackers, strict=True
         ):
             logits = ops.cast(y_pred[f"{level}_logits"], "float32")
-            labels = ops.reshape(ops.convert_to_tensor(classifier_labels[level]), (-1,))
-            labelled = ops.cast(labels >= 0, "float32")
-            safe = ops.cast(ops.maximum(labels, 0), "int32")
-            ce = keras.losses.sparse_categorical_crossentropy(safe, logits, from_logits=True)
-            ce = ops.divide_no_nan(ops.sum(ce * labelled), ops.sum(labelled))
+            ce, (correct, labelled) = classification_terms(classifier_labels[level], logits)
             ce_tracker.update_state(ce)
-            accuracy.update_state(safe, logits, sample_weight=labelled)
+            accuracy.update_state(correct, sample_weight=labelled)
             total = total + self.ce_weight * ce
 
         if self.losses:
@@ -342,6 +338,39 @@ class ContrastiveModel(keras.Model):
             if config.get(key) is not None:
                 config[key] = deserialize(config[key])
         return cls(**config)
+
+
+def classification_terms(labels, logits):
+    """Mean cross-entropy and the accuracy of each labelled sample.
+
+    Int labels `(N,)`: softmax cross-entropy and top-1 correctness; multi-hot
+    `(N, K)`: sigmoid cross-entropy and the fraction of labels right. Rows
+    marked unlabelled (negative ids) count in neither.
+
+    Returns:
+        `(cross_entropy, (correct, labelled))`: a scalar, the `(N,)`
+        correctness in [0, 1] and the `(N,)` 0/1 weights of labelled rows.
+    """
+    labels = ops.convert_to_tensor(labels)
+    if len(labels.shape) == 2 and labels.shape[1] != 1:
+        targets = ops.cast(labels, "float32")
+        labelled = ops.cast(ops.all(targets >= 0, axis=-1), "float32")
+        targets = ops.maximum(targets, 0.0)
+        per_label = (
+            ops.maximum(logits, 0.0) - logits * targets + ops.log1p(ops.exp(-ops.abs(logits)))
+        )
+        per_sample = ops.mean(per_label, axis=-1)
+        correct = ops.mean(
+            ops.cast(ops.equal(ops.cast(logits > 0, "float32"), targets), "float32"), -1
+        )
+    else:
+        labels = ops.reshape(labels, (-1,))
+        labelled = ops.cast(labels >= 0, "float32")
+        safe = ops.cast(ops.maximum(labels, 0), "int32")
+        per_sample = keras.losses.sparse_categorical_crossentropy(safe, logits, from_logits=True)
+        correct = ops.cast(ops.equal(ops.argmax(logits, axis=-1), safe), "float32")
+    ce = ops.divide_no_nan(ops.sum(per_sample * labelled), ops.sum(labelled))
+    return ce, (correct * labelled, labelled)
 
 
 def _batch_size(x):

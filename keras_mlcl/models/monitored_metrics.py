@@ -20,6 +20,13 @@ def loss_tracker(name):
     return metric
 
 
+def accuracy_tracker(name):
+    """A `keras.metrics.Mean` of per-sample correctness, higher-is-better."""
+    metric = keras.metrics.Mean(name=name)
+    metric._direction = "up"
+    return metric
+
+
 class MonitoredMetrics(MetricsList):
     """A group of metrics whose results are reported by name, one each."""
 
