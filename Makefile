@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test lint
+.PHONY: install demo test
 
 $(VENV)/.installed: pyproject.toml requirements/pinned.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,10 +13,13 @@ $(VENV)/.installed: pyproject.toml requirements/pinned.txt
 
 install: $(VENV)/.installed
 
+# The main job: train MLCL on the bundled Fashion-MNIST subset, evaluate per level,
+# save, export a SavedModel and plot, into saved_models/fashion_mnist_mlcl/.
+demo: install
+	$(VENV)/bin/keras-mlcl train
+
 # The whole test suite, once per backend (tensorflow, jax, torch).
 test: install
-	$(VENV)/bin/ruff check keras_mlcl tests
+	$(VENV)/bin/ruff check keras_mlcl tests keras_mlcl_launcher.py scripts
 	bash scripts/test_backends.sh $(PY)
 
-lint: install
-	$(VENV)/bin/ruff check keras_mlcl tests

@@ -1,5 +1,7 @@
 """keras-mlcl: multi-level supervised contrastive learning for Keras 3."""
 
+from keras_mlcl import data
+from keras_mlcl import evaluation
 from keras_mlcl import layers
 from keras_mlcl import losses
 from keras_mlcl import models
@@ -24,6 +26,8 @@ __all__ = [
     "SimDisLoss",
     "SupCon",
     "__version__",
+    "data",
+    "evaluation",
     "layers",
     "losses",
     "models",

@@ -14,11 +14,22 @@ from keras_mlcl.data.fashion_mnist import COARSE_OF_FINE
 from keras_mlcl.data.fashion_mnist import load_fashion_mnist
 from keras_mlcl.data.mulan import load_mulan
 from keras_mlcl.data.mulan import parse_arff
+from keras_mlcl.data.text import TextPreprocessor
+from keras_mlcl.data.text import text_encoder
+from keras_mlcl.data.views import FeatureDropout
+from keras_mlcl.data.views import FeatureNoise
+from keras_mlcl.data.views import TokenDropout
+from keras_mlcl.data.views import image_views
 
 __all__ = [
     "COARSE_OF_FINE",
+    "FeatureDropout",
+    "FeatureNoise",
     "LabeledDataset",
+    "TextPreprocessor",
+    "TokenDropout",
     "dataset_names",
+    "image_views",
     "load_cifar100",
     "load_clinc150",
     "load_dataset",
@@ -28,6 +39,7 @@ __all__ = [
     "parse_arff",
     "save_npz",
     "subsample",
+    "text_encoder",
     "train_test_split",
     "validation_split",
 ]

@@ -1,0 +1,143 @@
+"""Training methods by name: the objective is the only thing that changes.
+
+| method | heads | objective |
+|---|---|---|
+| `ce` | one (weight 0) | cross-entropy on the finest level |
+| `bce` | one (weight 0) | sigmoid cross-entropy on the multi-hot level |
+| `supcon` | one, finest level | `SupCon` |
+| `mlcl` | one per level | `MultiLevelSupCon` (coarser heads tau = 0.5, finest tau) |
+| `himulcon` | one | `HiMulCon("hmce")` on all levels |
+| `simdis` | one, multi-hot level | `SimDisLoss` |
+| `supcon-any` | one, multi-hot level | `SupCon(positives="any")` |
+| `jaccard` | one, multi-hot level | `SupCon(positives="jaccard")` |
+| `<method>+ce` | as the method | plus `ce_weight` x cross-entropy on the finest level |
+"""
+
+import numpy as np
+
+from keras_mlcl.losses import HiMulCon
+from keras_mlcl.losses import MultiLevelSupCon
+from keras_mlcl.losses import SimDisLoss
+from keras_mlcl.losses import SupCon
+from keras_mlcl.models import ContrastiveModel
+
+METHODS = ("ce", "supcon", "mlcl", "himulcon", "simdis", "supcon-any", "jaccard", "bce")
+MULTI_HOT_METHODS = ("simdis", "supcon-any", "jaccard", "bce")
+COARSE_TEMPERATURE = 0.5
+
+
+def parse_method(name):
+    """`(base, joint_ce)` for a method name such as `"mlcl+ce"`."""
+    base, joint = (name[:-3], True) if name.endswith("+ce") else (name, False)
+    if base not in METHODS or (joint and base in ("ce", "bce")):
+        known = ", ".join(METHODS)
+        raise ValueError(
+            f"`method` should be one of {known}, or a contrastive one followed by '+ce'. "
+            f"Received: `method`={name!r}"
+        )
+    return base, joint
+
+
+def check_method_for_dataset(name, dataset):
+    """Raises when the dataset's levels do not fit the method."""
+    base, _ = parse_method(name)
+    multi_hot = [level for level in dataset.levels if dataset.is_multi_hot(level)]
+    if base in MULTI_HOT_METHODS and not multi_hot:
+        raise ValueError(
+            f"`method`={name!r} needs a multi-hot label level; {dataset.name!r} has only "
+            f"class-id levels {dataset.levels}."
+        )
+    if base in ("ce", "supcon", "himulcon") and dataset.is_multi_hot(dataset.levels[-1]):
+        raise ValueError(
+            f"`method`={name!r} needs class ids at the finest level; {dataset.name!r}'s "
+            f"level {dataset.levels[-1]!r} is multi-hot."
+        )
+    if base == "himulcon" and multi_hot:
+        raise ValueError(f"`method`='himulcon' needs class ids at every level of {dataset.name!r}.")
+
+
+def build_model(
+    name,
+    dataset,
+    encoder,
+    augment=None,
+    views=2,
+    temperature=0.1,
+    ce_weight=1.0,
+    head_dim=128,
+):
+    """A `ContrastiveModel` for method `name` on `dataset`'s levels.
+
+    Args:
+        name: a method name (see the module table).
+        dataset: a `keras_mlcl.data.LabeledDataset` (levels coarse to fine).
+        encoder: the shared encoder.
+        augment: the views' augmentation layer.
+        views: views per sample for contrastive methods (1 for `ce`/`bce`).
+        temperature: the temperature of the (finest) contrastive head.
+        ce_weight: weight of the joint cross-entropy of `<method>+ce`.
+        head_dim: output size of each projection head.
+
+    Returns:
+        `(model, labels)`: the model and a function mapping a dict of level
+        labels `{level: labels}` to the `y` that model takes.
+    """
+    check_method_for_dataset(name, dataset)
+    base, joint = parse_method(name)
+    levels = dataset.levels
+    finest = levels[-1]
+    target = (
+        next(lvl for lvl in reversed(levels) if dataset.is_multi_hot(lvl))
+        if (base in MULTI_HOT_METHODS)
+        else finest
+    )
+    classifier = {}
+    if joint or base in ("ce", "bce"):
+        classifier = {target: dataset.num_classes(target)}
+
+    if base in ("ce", "bce"):
+        loss = MultiLevelSupCon(
+            heads={target: {"weight": 0.0, "positives": "any" if base == "bce" else "equal"}}
+        )
+        heads, views = {target: head_dim}, 1
+    elif base == "mlcl":
+        heads = {level: head_dim for level in levels}
+        loss = MultiLevelSupCon(
+            heads={
+                level: {
+                    "temperature": temperature if level == finest else COARSE_TEMPERATURE,
+                    "positives": "any" if dataset.is_multi_hot(level) else "equal",
+                }
+                for level in levels
+            }
+        )
+
+    elif base == "himulcon":
+        heads, loss = {"hierarchy": head_dim}, HiMulCon(temperature=temperature)
+    else:
+        heads = {target: head_dim}
+        loss = {
+            "supcon": SupCon(temperature=temperature),
+            "simdis": SimDisLoss(temperature=temperature),
+            "supcon-any": SupCon(temperature=temperature, positives="any"),
+            "jaccard": SupCon(temperature=temperature, positives="jaccard"),
+        }[base]
+    model = ContrastiveModel(
+        encoder,
+        heads=heads,
+        loss=loss,
+        views=views,
+        augment=augment if views > 1 else None,
+        classifier=classifier or None,
+        ce_weight=ce_weight if classifier else 0.0,
+    )
+    keys = levels if base == "mlcl" else sorted({target, *classifier})
+
+    def to_y(labels):
+        y = {key: labels[key] for key in keys}
+        if base == "himulcon":
+            y = {key: labels[key] for key in classifier}
+            y["hierarchy"] = np.stack([labels[level] for level in levels], axis=1)
+        return y
+
+    return model, to_y

@@ -1,0 +1,24 @@
+"""Entry point of the `keras-mlcl` console script.
+
+It lives outside the `keras_mlcl` package so that it runs before Keras and
+TensorFlow are imported: TensorFlow's C++ start-up logging (which no
+setting fully silences) goes to a muted stderr during that import, so the
+command's own messages, errors included, stand alone on stderr.
+"""
+
+import os
+import sys
+
+
+def main():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        from keras_mlcl.cli.main import main as cli_main
+    finally:
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)
+    sys.exit(cli_main())
