@@ -1,6 +1,7 @@
 """keras-mlcl: multi-level supervised contrastive learning for Keras 3."""
 
 from keras_mlcl import data
+from keras_mlcl import distribution
 from keras_mlcl import evaluation
 from keras_mlcl import layers
 from keras_mlcl import losses
@@ -14,11 +15,13 @@ from keras_mlcl.losses import MultiSupCon
 from keras_mlcl.losses import SimDisLoss
 from keras_mlcl.losses import SupCon
 from keras_mlcl.models import ContrastiveModel
+from keras_mlcl.models import MemoryBank
 from keras_mlcl.version import __version__
 
 __all__ = [
     "ContrastiveModel",
     "HiMulCon",
+    "MemoryBank",
     "MultiLevelSupCon",
     "MultiProjectionHead",
     "MultiSupCon",
@@ -27,6 +30,7 @@ __all__ = [
     "SupCon",
     "__version__",
     "data",
+    "distribution",
     "evaluation",
     "layers",
     "losses",

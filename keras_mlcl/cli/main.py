@@ -61,6 +61,36 @@ def build_parser():
     evaluate.add_argument("--data-dir", help="folder holding the named datasets")
     evaluate.add_argument("--out", help="metrics JSON file (default: beside the model)")
     evaluate.add_argument("--quiet", action="store_true", help="print nothing")
+
+    bench = commands.add_parser("bench", help="quality and speed benchmarks")
+    benches = bench.add_subparsers(dest="bench", required=True)
+    quality = benches.add_parser(
+        "quality",
+        help="compare methods on one dataset",
+        description="Trains every method with the same encoder, optimiser, epochs and batch; "
+        "hyper-parameters are chosen on a validation split of the training data; writes "
+        "DIR/results.json (test score per level: mean, std, runs), meta.json, results.md and "
+        "a PNG plot.",
+    )
+    quality.add_argument("--data", required=True, help="dataset name or .npz path")
+    quality.add_argument("--methods", help="comma-separated method names (default: all that fit)")
+    quality.add_argument("--fractions", default="0.1,1.0", help="comma-separated, each in (0, 1]")
+    quality.add_argument("--seeds", type=int, default=3)
+    quality.add_argument("--epochs", type=int, default=15)
+    quality.add_argument("--grid", help="JSON {method: {parameter: [values]}}; '{}' for none")
+    quality.add_argument("--data-dir", help="folder holding the named datasets")
+    quality.add_argument("--out", required=True, help="output folder")
+    quality.add_argument("--quiet", action="store_true", help="no progress output")
+    speed = benches.add_parser(
+        "speed",
+        help="loss and step cost ratios on the active backend",
+        description="Measures, in one process, the SPEC's cost ratios (loss vs bare matmul, "
+        "4 heads vs 4 single heads, fit step vs CE step) and, on torch, the speed-up over "
+        "pytorch-metric-learning's SupConLoss; writes DIR/speed.json and DIR/speed.md.",
+    )
+    speed.add_argument("--out", required=True, help="output folder")
+    speed.add_argument("--quick", action="store_true", help="small sizes, few repeats")
+    speed.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
 
 
@@ -104,6 +134,42 @@ def run_evaluate(args):
     return 0
 
 
+def run_bench(args):
+    if args.bench == "speed":
+        from keras_mlcl.bench.speed import markdown_table
+        from keras_mlcl.bench.speed import run_speed_bench
+
+        results = run_speed_bench(out=args.out, quick=args.quick, verbose=0 if args.quiet else 1)
+        if not args.quiet:
+            print(markdown_table(results))
+        return 0
+    from keras_mlcl.bench.quality import run_quality_bench
+
+    fractions = []
+    for text in args.fractions.split(","):
+        try:
+            fractions.append(float(text))
+        except ValueError:
+            raise UsageError(
+                f"`--fractions` should be numbers in (0, 1]. Received: {args.fractions!r}"
+            ) from None
+    run_quality_bench(
+        args.data,
+        args.methods,
+        fractions=fractions,
+        seeds=args.seeds,
+        epochs=args.epochs,
+        out=args.out,
+        grid=args.grid,
+        data_dir=args.data_dir,
+        verbose=0 if args.quiet else 1,
+    )
+    if not args.quiet:
+        with open(os.path.join(args.out, "results.md")) as f:
+            print(f.read())
+    return 0
+
+
 def summary(results, out):
     lines = [
         f"{results['dataset']} / {results['method']} / {results['backend']}: "
@@ -124,6 +190,8 @@ def main(argv=None):
     try:
         if args.command == "train":
             return run_train(args)
+        if args.command == "bench":
+            return run_bench(args)
         return run_evaluate(args)
     except (UsageError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
         message = " ".join(str(e).split())

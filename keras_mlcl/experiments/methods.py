@@ -5,7 +5,7 @@
 | `ce` | one (weight 0) | cross-entropy on the finest level |
 | `bce` | one (weight 0) | sigmoid cross-entropy on the multi-hot level |
 | `supcon` | one, finest level | `SupCon` |
-| `mlcl` | one per level | `MultiLevelSupCon` (coarser heads tau = 0.5, finest tau) |
+| `mlcl` | one per level | `MultiLevelSupCon` (coarser heads tau = 0.5, weight 1; finest tau) |
 | `himulcon` | one | `HiMulCon("hmce")` on all levels |
 | `simdis` | one, multi-hot level | `SimDisLoss` |
 | `supcon-any` | one, multi-hot level | `SupCon(positives="any")` |
@@ -65,6 +65,8 @@ def build_model(
     temperature=0.1,
     ce_weight=1.0,
     head_dim=128,
+    coarse_temperature=COARSE_TEMPERATURE,
+    coarse_weight=1.0,
 ):
     """A `ContrastiveModel` for method `name` on `dataset`'s levels.
 
@@ -77,6 +79,9 @@ def build_model(
         temperature: the temperature of the (finest) contrastive head.
         ce_weight: weight of the joint cross-entropy of `<method>+ce`.
         head_dim: output size of each projection head.
+        coarse_temperature: `mlcl`: temperature of the heads of the levels
+            coarser than the finest.
+        coarse_weight: `mlcl`: weight of those heads (the finest head's is 1).
 
     Returns:
         `(model, labels)`: the model and a function mapping a dict of level
@@ -105,7 +110,8 @@ def build_model(
         loss = MultiLevelSupCon(
             heads={
                 level: {
-                    "temperature": temperature if level == finest else COARSE_TEMPERATURE,
+                    "temperature": temperature if level == finest else coarse_temperature,
+                    "weight": 1.0 if level == finest else coarse_weight,
                     "positives": "any" if dataset.is_multi_hot(level) else "equal",
                 }
                 for level in levels

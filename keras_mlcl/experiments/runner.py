@@ -70,6 +70,7 @@ def train_and_evaluate(
     export=True,
     plots=True,
     verbose="auto",
+    model_options=None,
 ):
     """Trains `method` on `dataset`, evaluates per level and writes the run.
 
@@ -89,6 +90,8 @@ def train_and_evaluate(
         export: write the TF SavedModel.
         plots: write the t-SNE plot of test embeddings.
         verbose: Keras' `fit` verbosity.
+        model_options: optional dict of further `build_model` arguments
+            (e.g. `ce_weight`, `coarse_temperature`, `coarse_weight`).
 
     Returns:
         The results dict (also `results.json`).
@@ -107,7 +110,13 @@ def train_and_evaluate(
         keras.utils.set_random_seed(seed)
         preprocessing, encoder, augment = build_encoder(dataset.x)
         model, to_y = build_model(
-            method, dataset, encoder, augment=augment, views=views, temperature=temperature
+            method,
+            dataset,
+            encoder,
+            augment=augment,
+            views=views,
+            temperature=temperature,
+            **(model_options or {}),
         )
         model.compile(optimizer=keras.optimizers.Adam(learning_rate))
         x = preprocessing(dataset.x)
@@ -125,6 +134,7 @@ def train_and_evaluate(
             "batch_size": batch_size,
             "views": model.views,
             "temperature": temperature,
+            "model_options": dict(model_options or {}),
             "train_size": int(len(dataset.x)),
             "test_size": int(len(dataset.x_test)),
             "test_split": test_split,

@@ -110,8 +110,9 @@ class ProjectionHead(keras.layers.Layer):
         if not self.normalize:
             return x
         x32 = ops.cast(x, "float32")
-        norm = ops.sqrt(ops.sum(ops.square(x32), axis=-1, keepdims=True))
-        return ops.cast(x32 / ops.maximum(norm, 1e-12), self.compute_dtype)
+        # Floor the squared norm, not the norm: sqrt has no finite gradient at 0.
+        norm = ops.sqrt(ops.maximum(ops.sum(ops.square(x32), axis=-1, keepdims=True), 1e-24))
+        return ops.cast(x32 / norm, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)[:-1] + (self.output_dim,)

@@ -4,6 +4,10 @@ per-anchor losses, and reductions that average over valid anchors only."""
 import keras
 from keras import ops
 
+from keras_mlcl.distribution import gather_across_replicas
+from keras_mlcl.distribution import local_rows
+from keras_mlcl.distribution import loss_scale_for_replicas
+from keras_mlcl.distribution import replica_count
 from keras_mlcl.utils.backend_utils import concrete_numpy
 from keras_mlcl.utils.validation import check_choice
 
@@ -86,6 +90,15 @@ class ContrastiveLoss(keras.losses.Loss):
     averages over *valid* anchors (those with at least one positive), so
     anchors without positives neither dilute the mean nor give NaN.
 
+    Under data parallelism (a `tf.distribute` replica context, or a
+    `torch.distributed` process group) the loss gathers `y_true`, `y_pred`
+    and `sample_weight` across replicas, so each anchor is contrasted
+    against the global batch and the value equals the single-device loss;
+    each replica returns it times `loss_scale_for_replicas()` (Keras'
+    convention on TensorFlow), and `reduction="none"` returns this
+    replica's anchors. On JAX (`keras.distribution`) arrays are global
+    already. See `keras_mlcl.distribution`.
+
     Args:
         reduction: see `reduce_anchor_losses`. Defaults to
             `"sum_over_batch_size"`, the mean over valid anchors.
@@ -106,9 +119,18 @@ class ContrastiveLoss(keras.losses.Loss):
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         with keras.name_scope(self.name):
+            replicas = replica_count()
+            local_size = ops.shape(keras.tree.flatten(y_pred)[0])[0]
+            y_true, y_pred, sample_weight = gather_across_replicas((y_true, y_pred, sample_weight))
             losses, valid = self.anchor_losses(y_true, y_pred)
             reduced = reduce_anchor_losses(losses, valid, sample_weight, self.reduction)
-            return ops.cast(self.combine(reduced), self.dtype)
+            value = self.combine(reduced)
+            if replicas > 1:
+                if self.reduction in ("none", None):
+                    value = local_rows(value, local_size)
+                else:
+                    value = value * loss_scale_for_replicas()
+            return ops.cast(value, self.dtype)
 
     def call(self, y_true, y_pred):
         losses, valid = self.anchor_losses(y_true, y_pred)

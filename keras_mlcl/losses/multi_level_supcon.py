@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_mlcl.distribution import gather_across_replicas
 from keras_mlcl.losses.contrastive_loss import ContrastiveLoss
 from keras_mlcl.losses.contrastive_loss import embeddings_tensor
 from keras_mlcl.losses.contrastive_loss import reduce_anchor_losses
@@ -259,9 +260,32 @@ class MultiLevelSupCon(ContrastiveLoss):
             )
         return labels
 
-    def anchor_losses(self, y_true, y_pred):
-        """Per-head, per-anchor losses `(H, N)` and validity, heads in order."""
+    def anchor_losses(
+        self,
+        y_true,
+        y_pred,
+        reference_embeddings=None,
+        reference_labels=None,
+        reference_mask=None,
+    ):
+        """Per-head, per-anchor losses `(H, N)` and validity, heads in order.
+
+        Args:
+            y_true: labels, as for the loss.
+            y_pred: `{head: (N, D_h)}` embeddings.
+            reference_embeddings: optional `{head: (M, D_h)}` embeddings
+                every anchor is also contrasted against (a memory bank);
+                never anchors themselves.
+            reference_labels: `{head: labels}` of the references, the same
+                kind as each head's labels; needed with
+                `reference_embeddings`.
+            reference_mask: optional `(M,)` booleans, False for empty slots.
+        """
         self._check_heads("y_pred", y_pred)
+        if (reference_embeddings is None) != (reference_labels is None):
+            raise ValueError(
+                "`reference_embeddings` and `reference_labels` go together: pass both or neither."
+            )
         labels = self.head_labels(y_true)
         embeddings = {}
         for name in self.heads:
@@ -282,7 +306,46 @@ class MultiLevelSupCon(ContrastiveLoss):
         temperatures = ops.convert_to_tensor(
             [c["temperature"] for c in self.heads.values()], dtype=z.dtype
         )
-        return supcon_from_weights(z, w, temperatures, self.normalization)
+        if reference_embeddings is None:
+            return supcon_from_weights(z, w, temperatures, self.normalization)
+        reference, reference_weights = self._reference_terms(
+            labels, reference_embeddings, reference_labels, width
+        )
+        return supcon_from_weights(
+            z,
+            w,
+            temperatures,
+            self.normalization,
+            reference=reference,
+            reference_weights=reference_weights,
+            reference_mask=reference_mask,
+        )
+
+    def _reference_terms(self, labels, reference_embeddings, reference_labels, width):
+        """Stacked `(H, M, width)` references and `(H, N, M)` anchor-to-reference weights.
+
+        The weights are the anchor rows and reference columns of each
+        head's rule on the concatenated labels `[labels; reference_labels]`.
+        """
+        self._check_heads("reference_embeddings", reference_embeddings)
+        self._check_heads("reference_labels", reference_labels)
+        references, weights = [], []
+        for name, config in self.heads.items():
+            bank = embeddings_tensor(
+                reference_embeddings[name], name=f"reference_embeddings[{name!r}]"
+            )
+            bank = ops.cast(bank, "float32") if bank.dtype != "float64" else bank
+            references.append(ops.pad(bank, [[0, 0], [0, width - int(bank.shape[-1])]]))
+            own = labels[name]
+            other = check_labels_for_rule(
+                ops.cast(reference_labels[name], own.dtype),
+                config["positives"],
+                name=f"reference_labels[{name!r}]",
+            )
+            n = ops.shape(own)[0]
+            joint = positive_weights(ops.concatenate([own, other], axis=0), config["positives"])
+            weights.append(joint[:n, n:])
+        return ops.stack(references), ops.stack(weights)
 
     def _weights(self, dtype):
         return ops.convert_to_tensor([c["weight"] for c in self.heads.values()], dtype=dtype)
@@ -293,15 +356,33 @@ class MultiLevelSupCon(ContrastiveLoss):
             weights = weights[:, None]
         return ops.sum(weights * term_losses, axis=0)
 
-    def head_losses(self, y_true, y_pred, sample_weight=None):
+    def head_losses(
+        self,
+        y_true,
+        y_pred,
+        sample_weight=None,
+        reference_embeddings=None,
+        reference_labels=None,
+        reference_mask=None,
+    ):
         """Each head's reduced (unweighted) loss, `{head: scalar}`.
 
         Their sum weighted by each head's `"weight"` is the loss. Useful
-        to log one metric per head.
+        to log one metric per head. The batch is gathered across
+        data-parallel replicas first (see `ContrastiveLoss`); the values are
+        the global ones, not scaled for replicas. The `reference_*`
+        arguments add a memory bank (see `anchor_losses`).
         """
         if self.reduction in ("none", None):
             raise ValueError("`head_losses` needs a reducing `reduction`, not 'none'.")
-        losses, valid = self.anchor_losses(y_true, y_pred)
+        y_true, y_pred, sample_weight = gather_across_replicas((y_true, y_pred, sample_weight))
+        losses, valid = self.anchor_losses(
+            y_true,
+            y_pred,
+            reference_embeddings=reference_embeddings,
+            reference_labels=reference_labels,
+            reference_mask=reference_mask,
+        )
         reduced = reduce_anchor_losses(losses, valid, sample_weight, self.reduction)
         return {name: reduced[h] for h, name in enumerate(self.heads)}
 

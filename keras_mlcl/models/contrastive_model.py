@@ -4,11 +4,14 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_mlcl.distribution import loss_scale_for_replicas
+from keras_mlcl.distribution import variable_scope
 from keras_mlcl.layers import MultiProjectionHead
 from keras_mlcl.losses import ContrastiveLoss
 from keras_mlcl.losses import MultiLevelSupCon
 from keras_mlcl.models.export import export_saved_model
 from keras_mlcl.models.export import input_signature_of
+from keras_mlcl.models.memory_bank import MemoryBank
 from keras_mlcl.models.monitored_metrics import MonitoredMetrics
 from keras_mlcl.models.monitored_metrics import accuracy_tracker
 from keras_mlcl.models.monitored_metrics import loss_tracker
@@ -54,7 +57,17 @@ class ContrastiveModel(keras.Model):
             (-1 ignored) or sigmoid cross-entropy on multi-hot labels (rows
             with a negative entry ignored). Needs `ce_weight > 0`.
         ce_weight: non-negative float, the weight of the cross-entropy.
+        memory_bank: optional `MemoryBank`, or its `size` (an int): a queue
+            of past embeddings and labels per head that training anchors
+            are also contrasted against (needs a `MultiLevelSupCon` loss).
+            Built from the first batch in `fit`; not used by `evaluate`.
+            Defaults to None.
         **kwargs: base `keras.Model` arguments (`name`, ...).
+
+    Data parallelism: the contrastive loss is computed on the global batch
+    (gathered across replicas), so training and `evaluate` under
+    `keras.distribution` (JAX), `tf.distribute` or `torch.distributed` give
+    the single-device loss; see docs/scaling.md.
 
     Sample weights: one weight per sample (per anchor, the same for every
     head).
@@ -84,6 +97,7 @@ class ContrastiveModel(keras.Model):
         augment=None,
         classifier=None,
         ce_weight=0.0,
+        memory_bank=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -114,6 +128,21 @@ class ContrastiveModel(keras.Model):
                 f"have one head. Received heads {head_names}; use MultiLevelSupCon "
                 "for several."
             )
+        if memory_bank is not None:
+            if isinstance(memory_bank, int) and not isinstance(memory_bank, bool):
+                memory_bank = MemoryBank(size=memory_bank)
+            if not isinstance(memory_bank, MemoryBank):
+                raise ValueError(
+                    "`memory_bank` should be a `MemoryBank`, its size (a positive int) or "
+                    f"None. Received: `memory_bank`={memory_bank!r}"
+                )
+            if not isinstance(loss, MultiLevelSupCon):
+                raise ValueError(
+                    "`memory_bank` needs a `MultiLevelSupCon` loss (one head is "
+                    "`MultiLevelSupCon(heads={name: {...}})`). Received: "
+                    f"`loss`={type(loss).__name__}"
+                )
+        self.memory_bank = memory_bank
         self.views = check_positive_int("views", views)
         classifier = dict(classifier or {})
         for level, n_classes in classifier.items():
@@ -224,10 +253,16 @@ class ContrastiveModel(keras.Model):
         loss = self.contrastive_loss
         if isinstance(loss, MultiLevelSupCon):
             embeddings = {name: y_pred[name] for name in loss.heads}
-            per_head = loss.head_losses(contrastive_labels, embeddings, sample_weight)
+            bank = self.memory_bank if training else None
+            references = {} if bank is None else bank.references()
+            per_head = loss.head_losses(contrastive_labels, embeddings, sample_weight, **references)
             total = loss.combine(ops.stack([per_head[name] for name in loss.heads]))
+            if bank is not None:
+                bank.update(embeddings, loss.head_labels(contrastive_labels))
         else:
+            # The loss is scaled for replicas; the logged head loss is not.
             total = loss(contrastive_labels, y_pred[self.head_names[0]], sample_weight)
+            total = total / loss_scale_for_replicas()
             per_head = {self.head_names[0]: total}
         for tracker, name in zip(self.head_loss_trackers, self.head_names, strict=True):
             tracker.update_state(per_head[name])
@@ -243,7 +278,8 @@ class ContrastiveModel(keras.Model):
 
         if self.losses:
             total = total + sum(self.losses)
-        return total
+        # Keras' TF trainer sums replicas' gradients and un-scales the logged loss.
+        return total * loss_scale_for_replicas()
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`, after checking the first batch (see class doc)."""
@@ -271,7 +307,8 @@ class ContrastiveModel(keras.Model):
         xb, yb = first
         n = _batch_size(xb)
         if not self.built:  # callbacks such as BackupAndRestore need the variables
-            self(xb, training=False)
+            with variable_scope(self):  # a tf.distribute strategy's, if any
+                self(xb, training=False)
         contrastive, classifier_labels = self._split_labels(yb)
         for name, labels in _flat_named(contrastive, "y") + list(classifier_labels.items()):
             if int(np.shape(labels)[0]) != n:
@@ -279,6 +316,8 @@ class ContrastiveModel(keras.Model):
                     f"Labels {name!r} have {np.shape(labels)[0]} rows but the inputs "
                     f"have {n}: every label array should have one row per input."
                 )
+        if self.memory_bank is not None and not self.memory_bank.built:
+            self.build_memory_bank(xb, yb)
         if self.augment is not None:
             augmented = self.augment(xb, training=True)
             got = _batch_size(keras.tree.map_structure(ops.convert_to_numpy, augmented))
@@ -286,6 +325,23 @@ class ContrastiveModel(keras.Model):
                 raise ValueError(
                     f"`augment` should keep the batch size: it turned a batch of {n} into {got}."
                 )
+
+    def build_memory_bank(self, x, y):
+        """Builds `memory_bank` for the heads' sizes and the labels of `(x, y)`.
+
+        `fit` calls it on its first batch; call it yourself before a custom
+        training loop (`train_on_batch`, or generator data `fit` cannot peek at).
+        """
+        if self.memory_bank is None:
+            raise ValueError("This model has no `memory_bank` to build.")
+        outputs = self(x, training=False)
+        contrastive, _ = self._split_labels(y)
+        labels = self.contrastive_loss.head_labels(contrastive)
+        with variable_scope(self):
+            self.memory_bank.build(
+                {h: int(outputs[h].shape[-1]) for h in self.contrastive_loss.heads},
+                {h: tuple(labels[h].shape[1:]) for h in self.contrastive_loss.heads},
+            )
 
     def embed(self, x, batch_size=None):
         """The encoder embedding of `x`, as NumPy."""
@@ -328,13 +384,14 @@ class ContrastiveModel(keras.Model):
             "augment": serialize(self.augment) if self.augment is not None else None,
             "classifier": dict(self.classifier),
             "ce_weight": self.ce_weight,
+            "memory_bank": (serialize(self.memory_bank) if self.memory_bank is not None else None),
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         deserialize = keras.saving.deserialize_keras_object
-        for key in ("encoder", "heads", "loss", "augment"):
+        for key in ("encoder", "heads", "loss", "augment", "memory_bank"):
             if config.get(key) is not None:
                 config[key] = deserialize(config[key])
         return cls(**config)

@@ -89,12 +89,12 @@ def positive_weights(labels, rule="equal"):
     """
     labels = check_labels_for_rule(labels, rule)
     if rule == "equal":
+        # One comparison: an unlabelled anchor (-1) matches no sample, an
+        # unlabelled sample (-2) matches no anchor, class ids are >= 0.
         labelled = labels >= 0
-        same = ops.logical_and(
-            ops.equal(labels[:, None], labels[None, :]),
-            ops.logical_and(labelled[:, None], labelled[None, :]),
-        )
-        return ops.cast(same, "float32")
+        anchors = ops.where(labelled, labels, -1)
+        samples = ops.where(labelled, labels, -2)
+        return ops.cast(ops.equal(anchors[:, None], samples[None, :]), "float32")
 
     y = ops.cast(labels, "float32")
     labelled = ops.all(y >= 0, axis=-1, keepdims=True)

@@ -123,7 +123,14 @@ def test_bad_input_is_one_line_exit_2_and_no_run_folder(tmp_path, args, message)
 
 
 def test_help_of_every_command():
-    for args in (["--help"], ["train", "--help"], ["evaluate", "--help"]):
+    for args in (
+        ["--help"],
+        ["train", "--help"],
+        ["evaluate", "--help"],
+        ["bench", "--help"],
+        ["bench", "quality", "--help"],
+        ["bench", "speed", "--help"],
+    ):
         with pytest.raises(SystemExit) as exit_info:
             main(args)
         assert exit_info.value.code == 0
@@ -142,3 +149,12 @@ def test_committed_default_run_serves_its_recorded_outputs():
     with open(os.path.join(COMMITTED_RUN, "results.json")) as f:
         results = json.load(f)
     assert results["dataset"] == "fashion_mnist" and results["levels"] == ["coarse", "fine"]
+
+
+def test_bench_speed_quick_writes_the_spec_json(tmp_path):
+    out = os.path.join(tmp_path, "speed")
+    assert main(["bench", "speed", "--quick", "--out", out, "--quiet"]) == 0
+    with open(os.path.join(out, "speed.json")) as f:
+        results = json.load(f)
+    for case in ("supcon_vs_matmul", "heads4_vs_4x_one_head", "fit_step_vs_ce"):
+        assert results[case]["ratio"] > 0 and results[case]["target"] > 0

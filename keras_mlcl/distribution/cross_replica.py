@@ -1,0 +1,109 @@
+"""Gathering a data-parallel batch so a contrastive loss sees every replica.
+
+A contrastive loss is not a mean of independent per-sample terms: every
+anchor is contrasted against every other sample of the batch. Under data
+parallelism each replica holds a slice of the global batch, so a loss
+computed on the slice alone is a different (smaller-batch) loss. The
+functions here gather embeddings, labels and sample weights across
+replicas; `keras_mlcl` losses call them, so the loss of a sharded batch
+equals the single-device loss of the same global batch.
+"""
+
+import keras
+from keras import ops
+
+from keras_mlcl.distribution import backend_collectives
+
+
+def replica_count():
+    """The number of data-parallel replicas whose batches form the global batch.
+
+    `num_replicas_in_sync` inside a TensorFlow replica context, the world
+    size of an initialised `torch.distributed` process group, else 1 (also
+    under `keras.distribution` on JAX, where arrays are already global).
+
+    Returns:
+        A positive int.
+
+    Example:
+
+    >>> keras_mlcl.distribution.replica_count()  # one process, one device
+    1
+    """
+    return backend_collectives.replica_count()
+
+
+def gather_across_replicas(values):
+    """Concatenates every tensor of `values` along axis 0 across replicas.
+
+    On one replica (and on JAX, whose arrays are global) `values` is
+    returned unchanged. The gather is differentiable: the gradient that
+    reaches a replica's rows is the sum over replicas, so a global loss
+    computed identically by every replica trains like the single-device
+    loss (with the loss scaled by `loss_scale_for_replicas`).
+
+    Args:
+        values: a tensor, or a nested structure (dict, list, tuple) of
+            tensors with the batch on axis 0; `None` entries stay `None`.
+
+    Returns:
+        The same structure with the global batch, replicas in order.
+
+    Example:
+
+    >>> z, labels = gather_across_replicas((z, labels))
+    """
+    if replica_count() == 1:
+        return values
+
+    def gather(x):
+        return None if x is None else backend_collectives.all_gather(ops.convert_to_tensor(x))
+
+    return keras.tree.map_structure(gather, values, none_is_leaf=True)
+
+
+def loss_scale_for_replicas():
+    """The factor for a replica's copy of a loss computed on the global batch.
+
+    `1 / num_replicas_in_sync` on TensorFlow (its strategies *sum* the
+    replicas' gradients, and Keras' trainer un-scales the logged loss by
+    the same factor); 1 on PyTorch (process groups average gradients) and
+    on JAX.
+
+    Returns:
+        A Python float.
+    """
+    return backend_collectives.loss_scale()
+
+
+def local_rows(values, local_size):
+    """This replica's rows of a gathered `(N_global, ...)` tensor.
+
+    Args:
+        values: a tensor gathered by `gather_across_replicas`.
+        local_size: the number of rows this replica contributed.
+
+    Returns:
+        `values[offset : offset + local_size]`, `offset` being the rows of
+        the replicas before this one (`values` itself on one replica).
+    """
+    if replica_count() == 1:
+        return values
+    offset = backend_collectives.replica_offset(local_size)
+    indices = ops.arange(local_size, dtype="int32") + ops.cast(offset, "int32")
+    return ops.take(values, indices, axis=0)
+
+
+def variable_scope(model):
+    """The context in which to create variables that `model`'s replicas share.
+
+    Under a TensorFlow strategy, its scope (the new variables are mirrored
+    like the model's); on JAX and PyTorch a no-op (JAX variables follow
+    the active `keras.distribution`).
+
+    Example:
+
+    >>> with variable_scope(model):
+    ...     bank.build(...)
+    """
+    return backend_collectives.variable_scope(model)

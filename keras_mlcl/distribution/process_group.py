@@ -1,0 +1,65 @@
+"""Multi-process data parallelism for the PyTorch backend.
+
+Keras' torch backend has no `keras.distribution` support and no
+multi-process trainer. These helpers make plain `model.fit` work when one
+process per replica runs it under `torch.distributed` (gloo on CPU, nccl
+on GPU): each process feeds its own shard of every batch, the contrastive
+loss gathers embeddings and labels across processes (see
+`gather_across_replicas`), and gradients are averaged before Keras'
+optimizer applies them, so every process keeps the same weights.
+"""
+
+from keras_mlcl.distribution import backend_collectives
+
+
+def broadcast_variables(model, source=0):
+    """Copies all of `model`'s variables from process `source` to the others.
+
+    Call it once after building the model (and the optimizer, if it has
+    state), so every process starts from the same weights.
+
+    Args:
+        model: a built Keras model (or layer).
+        source: the rank whose values are kept. Defaults to 0.
+
+    Example:
+
+    >>> torch.distributed.init_process_group("gloo")
+    >>> model(x[:1])  # build
+    >>> broadcast_variables(model)
+    """
+    if isinstance(source, bool) or not isinstance(source, int) or source < 0:
+        raise ValueError(f"`source` should be a process rank >= 0. Received: `source`={source!r}")
+    size = backend_collectives.torch_process_group_size()
+    if source >= size:
+        raise ValueError(
+            f"`source` should be a rank of the process group (0 to {size - 1}). "
+            f"Received: `source`={source}"
+        )
+    backend_collectives.torch_broadcast(model.variables, source=source)
+
+
+def average_gradients_across_processes(model):
+    """Averages every trainable variable's gradient over the process group.
+
+    Registers a hook on each trainable variable that all-reduces its
+    gradient as soon as backpropagation has accumulated it, and divides
+    by the number of processes: what `DistributedDataParallel` does,
+    without wrapping the Keras model, so `model.fit` keeps working.
+
+    Args:
+        model: a built Keras model; its trainable variables get the hooks.
+
+    Returns:
+        The list of hook handles; call `handle.remove()` on each to stop.
+
+    Example:
+
+    >>> handles = average_gradients_across_processes(model)
+    >>> model.fit(x_shard, y_shard, batch_size=local_batch_size)
+    """
+    if not getattr(model, "built", True):
+        raise ValueError(
+            "`model` should be built (call it on a batch) before adding gradient hooks."
+        )
+    return backend_collectives.torch_average_gradients(model.trainable_variables)

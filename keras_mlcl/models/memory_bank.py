@@ -1,0 +1,204 @@
+"""MemoryBank: a cross-batch queue of past embeddings and labels per head."""
+
+import keras
+from keras import ops
+
+from keras_mlcl.distribution import gather_across_replicas
+from keras_mlcl.utils.validation import check_positive_int
+
+
+@keras.saving.register_keras_serializable(package="keras_mlcl")
+class MemoryBank(keras.layers.Layer):
+    """A first-in first-out memory of the last `size` embeddings of each head.
+
+    Contrastive losses improve with more negatives (and positives) than one
+    batch holds. A memory bank keeps the embeddings and labels of recent
+    batches (MoCo's queue, MulSupCon's label queue, cross-batch memory) and
+    the loss contrasts every anchor of the batch against the batch *and*
+    the bank:
+
+    ```
+    loss_i = - 1 / n_i * sum_{j in P(i)} w_ij log(
+        exp(z_i . k_j / tau) / sum_{a != i} exp(z_i . k_a / tau))
+    ```
+
+    where `k` runs over the batch `z` and the filled slots of the bank,
+    `P(i)` are the positives of anchor `i` among them (by the head's rule
+    on the labels) and `n_i = |P(i)|`. Bank entries are constants: no
+    gradient flows into them, and they are never anchors. This equals the
+    loss of the batch's anchors on the concatenated batch `[z; bank]`.
+
+    The bank holds, per head, `(size, D_h)` float32 embeddings and
+    `(size, ...)` int32 labels, newest first, and the number of filled
+    slots. `ContrastiveModel` builds it from the first batch in `fit`,
+    reads it in each training step and then pushes the step's embeddings
+    (every view, gathered over data-parallel replicas); `evaluate` does
+    not use it. Unlike MoCo there is no momentum encoder: the bank holds
+    the model's own recent embeddings (as in cross-batch memory), which
+    drift as it trains, so keep `size` to a few batches at high learning
+    rates.
+
+    Args:
+        size: positive int, the slots per head. Defaults to 4096.
+        **kwargs: base `Layer` arguments (`name`, ...).
+
+    Example:
+
+    >>> bank = MemoryBank(size=256)
+    >>> model = ContrastiveModel(encoder, heads={"coarse": 32, "fine": 32},
+    ...                          memory_bank=bank)
+    >>> model.compile(optimizer="adam")
+    >>> history = model.fit(x, y, batch_size=64)
+    """
+
+    def __init__(self, size=4096, **kwargs):
+        super().__init__(**kwargs)
+        self.size = check_positive_int("size", size)
+        self.embedding_dims = None
+        self.label_shapes = None
+        self.embedding_slots = {}
+        self.label_slots = {}
+        self.filled = None
+
+    @property
+    def head_names(self):
+        return list(self.embedding_dims or {})
+
+    def build(self, embedding_dims, label_shapes):
+        """Creates the slots.
+
+        Args:
+            embedding_dims: dict `{head: D_h}`.
+            label_shapes: dict `{head: shape of one sample's labels}`, `()`
+                for class ids, `(K,)` for multi-hot rows.
+        """
+        if not isinstance(embedding_dims, dict) or not embedding_dims:
+            raise ValueError(
+                "`embedding_dims` should be a non-empty dict {head: dimension}. "
+                f"Received: `embedding_dims`={embedding_dims!r}"
+            )
+        if not isinstance(label_shapes, dict) or set(label_shapes) != set(embedding_dims):
+            raise ValueError(
+                "`label_shapes` should be a dict with one shape per head "
+                f"{sorted(embedding_dims)}. Received: `label_shapes`={label_shapes!r}"
+            )
+        self.embedding_dims = {
+            str(h): check_positive_int(f"embedding_dims[{h!r}]", int(d))
+            for h, d in embedding_dims.items()
+        }
+        self.label_shapes = {str(h): [int(s) for s in label_shapes[h]] for h in embedding_dims}
+        for head, dim in self.embedding_dims.items():
+            self.embedding_slots[head] = self.add_weight(
+                shape=(self.size, dim),
+                initializer="zeros",
+                dtype="float32",
+                trainable=False,
+                autocast=False,
+                aggregation="only_first_replica",
+                name=f"{head}_embeddings",
+            )
+            self.label_slots[head] = self.add_weight(
+                shape=(self.size, *self.label_shapes[head]),
+                initializer=keras.initializers.Constant(-1),
+                dtype="int32",
+                trainable=False,
+                autocast=False,
+                aggregation="only_first_replica",
+                name=f"{head}_labels",
+            )
+        self.filled = self.add_weight(
+            shape=(),
+            initializer="zeros",
+            dtype="int32",
+            trainable=False,
+            autocast=False,
+            aggregation="only_first_replica",
+            name="filled",
+        )
+        self.built = True
+
+    def _check_built(self):
+        if not self.built:
+            raise ValueError(
+                "The memory bank is not built: `ContrastiveModel.fit` builds it from "
+                "its first batch; before `train_on_batch` or a custom loop call "
+                "`model.build_memory_bank(x, y)` (or `bank.build(embedding_dims, label_shapes)`)."
+            )
+
+    def references(self):
+        """The bank's contents for `MultiLevelSupCon.head_losses`.
+
+        Returns:
+            A dict with `"reference_embeddings"` `{head: (size, D_h)}`,
+            `"reference_labels"` `{head: (size, ...)}` and `"reference_mask"`
+            `(size,)` (True for filled slots), copies of the current values.
+        """
+        self._check_built()
+        return {
+            "reference_embeddings": {
+                h: ops.copy(ops.convert_to_tensor(v)) for h, v in self.embedding_slots.items()
+            },
+            "reference_labels": {
+                h: ops.copy(ops.convert_to_tensor(v)) for h, v in self.label_slots.items()
+            },
+            "reference_mask": ops.arange(self.size, dtype="int32")
+            < ops.convert_to_tensor(self.filled),
+        }
+
+    def update(self, embeddings, labels):
+        """Pushes a batch to the front of the bank; the oldest rows drop out.
+
+        Under data parallelism the batch is first gathered across replicas,
+        so every replica's bank holds the same global rows.
+
+        Args:
+            embeddings: dict `{head: (N, D_h)}`; no gradient is kept.
+            labels: dict `{head: (N, ...)}` of each head's labels (after
+                any column selection), stored as int32.
+        """
+        self._check_built()
+        for argument, values in (("embeddings", embeddings), ("labels", labels)):
+            if not isinstance(values, dict) or set(values) != set(self.embedding_dims):
+                raise ValueError(
+                    f"`{argument}` should be a dict keyed by the bank's heads "
+                    f"{sorted(self.embedding_dims)}. Received: "
+                    f"{sorted(values) if isinstance(values, dict) else type(values).__name__}"
+                )
+        embeddings, labels = gather_across_replicas((dict(embeddings), dict(labels)))
+        n = None
+        for head in self.embedding_dims:
+            new = ops.cast(ops.stop_gradient(ops.convert_to_tensor(embeddings[head])), "float32")
+            new_labels = ops.cast(ops.convert_to_tensor(labels[head]), "int32")
+            n = ops.shape(new)[0]
+            slots, label_slots = self.embedding_slots[head], self.label_slots[head]
+            slots.assign(ops.concatenate([new, ops.convert_to_tensor(slots)], axis=0)[: self.size])
+            label_slots.assign(
+                ops.concatenate([new_labels, ops.convert_to_tensor(label_slots)], axis=0)[
+                    : self.size
+                ]
+            )
+        filled = ops.convert_to_tensor(self.filled) + ops.cast(n, "int32")
+        self.filled.assign(ops.minimum(filled, self.size))
+
+    def reset(self):
+        """Empties the bank."""
+        self._check_built()
+        for head in self.embedding_dims:
+            slots, label_slots = self.embedding_slots[head], self.label_slots[head]
+            slots.assign(ops.zeros(slots.shape, dtype="float32"))
+            label_slots.assign(ops.full(label_slots.shape, -1, dtype="int32"))
+        self.filled.assign(0)
+
+    def get_build_config(self):
+        if not self.built:
+            return None
+        return {"embedding_dims": self.embedding_dims, "label_shapes": self.label_shapes}
+
+    def build_from_config(self, config):
+        if config:
+            self.build(config["embedding_dims"], config["label_shapes"])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"size": self.size})
+        return config

@@ -1,0 +1,207 @@
+"""The quality benchmark on a tiny synthetic `.npz`, in the active backend."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from keras_mlcl.bench import quality
+from keras_mlcl.bench.quality import parse_grid
+from keras_mlcl.bench.quality import results_table
+from keras_mlcl.bench.quality import run_quality_bench
+from keras_mlcl.bench.quality import select_hyperparameters
+from keras_mlcl.bench.quality import summarize
+from keras_mlcl.bench.quality import tfidf_features
+from keras_mlcl.data import LabeledDataset
+from keras_mlcl.data import load_npz
+
+GRID = {"mlcl": {"coarse_weight": [0.5, 1.0]}}
+
+
+def write_npz(path, n=160, n_test=60, seed=0):
+    """Two levels (2 groups of 2 kinds), well-separated clusters, continuous (unique) rows."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(4, 10)) * 4
+
+    def split(size):
+        fine = np.arange(size) % 4
+        return (centres[fine] + rng.normal(size=(size, 10))).astype("float32"), fine
+
+    x, fine = split(n)
+    x_test, fine_test = split(n_test)
+    np.savez(
+        path,
+        x=x,
+        y_group=fine // 2,
+        y_kind=fine,
+        x_test=x_test,
+        y_test_group=fine_test // 2,
+        y_test_kind=fine_test,
+    )
+    return path
+
+
+def rows(x):
+    return {row.tobytes() for row in np.asarray(x, dtype="float32")}
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    """One bench run (2 methods, 1 seed, 1 epoch) with every `train_and_evaluate` call recorded."""
+    folder = tmp_path_factory.mktemp("bench")
+    data = write_npz(os.path.join(folder, "toy.npz"))
+    calls = []
+    real = quality.train_and_evaluate
+
+    def recording(dataset, **kwargs):
+        calls.append((dataset, kwargs))
+        return real(dataset, **kwargs)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(quality, "train_and_evaluate", recording)
+    try:
+        out = os.path.join(folder, "out")
+        results = run_quality_bench(
+            data, ["ce", "mlcl"], fractions=[1.0], seeds=1, epochs=1, out=out, grid=GRID
+        )
+    finally:
+        patch.undo()
+    return {"data": data, "out": out, "results": results, "calls": calls}
+
+
+def test_results_json_has_the_spec_shape_and_scores_in_0_1(bench):
+    with open(os.path.join(bench["out"], "results.json")) as f:
+        written = json.load(f)
+    assert written == bench["results"]
+    assert list(written) == ["ce", "mlcl"]
+    for method in written:
+        assert list(written[method]) == ["1.0"]
+        assert list(written[method]["1.0"]) == ["group", "kind"]
+        for entry in written[method]["1.0"].values():
+            assert set(entry) == {"mean", "std", "runs"}
+            assert len(entry["runs"]) == 1
+            assert entry["mean"] == entry["runs"][0] and entry["std"] == 0.0
+            assert 0.0 <= entry["mean"] <= 1.0
+            assert entry["mean"] > 0.9  # clusters 4 standard deviations apart
+
+
+def test_meta_records_grid_choice_and_settings(bench):
+    with open(os.path.join(bench["out"], "meta.json")) as f:
+        meta = json.load(f)
+    assert meta["grid"] == GRID
+    assert meta["epochs"] == {"1.0": 1} and meta["seeds"] == [0]
+    assert meta["level_metrics"] == {"group": "accuracy", "kind": "accuracy"}
+    assert meta["train_sizes"] == {"1.0": 160} and meta["test_size"] == 60
+    assert meta["chosen"]["ce"]["1.0"] == {"params": {}, "trials": []}
+    trials = meta["chosen"]["mlcl"]["1.0"]["trials"]
+    assert [t["params"] for t in trials] == [{"coarse_weight": 0.5}, {"coarse_weight": 1.0}]
+    for trial in trials:
+        assert trial["score"] == pytest.approx(
+            np.mean(list(trial["validation"].values())), abs=1e-4
+        )
+    best = max(trials, key=lambda t: t["score"])  # the first of equal scores
+    assert meta["chosen"]["mlcl"]["1.0"]["params"] == best["params"]
+    for key in ("machine", "date", "command"):
+        assert meta[key]
+    table = open(os.path.join(bench["out"], "results.md"), encoding="utf-8").read()
+    assert "| method | group @ 1.0 | kind @ 1.0 |" in table and "±" in table
+    with open(os.path.join(bench["out"], "results.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_selection_sees_training_rows_only_and_never_test_labels(bench):
+    data = load_npz(bench["data"])
+    train_rows, test_rows = rows(data.x), rows(data.x_test)
+    label_of = {row.tobytes(): data.labels["kind"][i] for i, row in enumerate(data.x)}
+    selection = [c for c in bench["calls"] if rows(c[0].x_test) != test_rows]
+    final = [c for c in bench["calls"] if rows(c[0].x_test) == test_rows]
+    assert len(selection) == 2  # the two mlcl candidates; ce has no grid
+    assert len(final) == 2  # one per method and seed
+    for dataset, kwargs in selection:
+        fit, held_out = rows(dataset.x), rows(dataset.x_test)
+        assert not fit & held_out
+        assert fit | held_out == train_rows  # fraction 1.0: every training row, no test row
+        assert not (fit | held_out) & test_rows
+        assert len(held_out) == 32  # the 0.2 validation split of 160
+        expected = [label_of[row.tobytes()] for row in dataset.x_test]
+        np.testing.assert_array_equal(dataset.test_labels["kind"], expected)
+        assert kwargs["fraction"] == 1.0 and kwargs["out"] is None
+
+
+def test_selection_refuses_a_dataset_with_a_test_split(bench):
+    data = load_npz(bench["data"])
+    with pytest.raises(ValueError, match="`dataset` should hold training samples only"):
+        select_hyperparameters(data, "mlcl", [{"coarse_weight": 0.5}, {}], epochs=1)
+
+
+def test_parse_grid_expands_products_in_order():
+    grid, candidates = parse_grid(
+        '{"mlcl+ce": {"temperature": [0.1, 0.2], "ce_weight": [1, 2]}}', ["ce", "mlcl+ce"]
+    )
+    assert grid == {"mlcl+ce": {"temperature": [0.1, 0.2], "ce_weight": [1.0, 2.0]}}
+    assert candidates["ce"] == [{}]
+    assert candidates["mlcl+ce"] == [
+        {"temperature": 0.1, "ce_weight": 1.0},
+        {"temperature": 0.1, "ce_weight": 2.0},
+        {"temperature": 0.2, "ce_weight": 1.0},
+        {"temperature": 0.2, "ce_weight": 2.0},
+    ]
+    assert parse_grid(None, ["mlcl"])[1]["mlcl"] == [{"coarse_weight": 0.5}, {"coarse_weight": 1.0}]
+
+
+@pytest.mark.parametrize(
+    "grid, message",
+    [
+        ({"supcon": {"ce_weight": [1.0]}}, "should only set parameters of that method"),
+        ({"ce": {"temperature": [0.1]}}, "should only set parameters of that method"),
+        ({"supcon": {"temperature": [0.0]}}, "should hold positive numbers"),
+        ({"supcon": {"temperature": []}}, "non-empty list"),
+        ({"triplet": {}}, "`method` should be one of"),
+        ("{not json", "not JSON"),
+    ],
+)
+def test_parse_grid_rejects_bad_grids(grid, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        parse_grid(grid, ["supcon"])
+
+
+def test_bad_arguments_raise_before_training(tmp_path):
+    data = write_npz(os.path.join(tmp_path, "toy.npz"), n=40, n_test=8)
+    with pytest.raises(ValueError, match=r"`fractions` should be in \(0, 1\]"):
+        run_quality_bench(data, ["ce"], fractions=[1.5], seeds=1, epochs=1)
+    with pytest.raises(ValueError, match="needs a multi-hot label level"):
+        run_quality_bench(data, ["ce", "jaccard"], fractions=[1.0], seeds=1, epochs=1)
+    with pytest.raises(ValueError, match="`seeds` should be a positive int"):
+        run_quality_bench(data, ["ce"], fractions=[1.0], seeds=0, epochs=1)
+
+
+def test_summarize_uses_the_sample_standard_deviation():
+    entry = summarize([0.5, 0.7, 0.9])
+    assert entry == {"mean": 0.7, "std": 0.2, "runs": [0.5, 0.7, 0.9]}
+    assert summarize([0.25]) == {"mean": 0.25, "std": 0.0, "runs": [0.25]}
+
+
+def test_results_table_bolds_the_best_mean_of_each_column():
+    results = {
+        "ce": {"0.1": {"fine": summarize([0.6, 0.8])}},
+        "mlcl": {"0.1": {"fine": summarize([0.75])}},
+    }
+    table = results_table(results, {"levels": ["fine"]})
+    assert table.splitlines()[2] == "| ce | 0.700 ± 0.141 |"
+    assert table.splitlines()[3] == "| mlcl | **0.750 ± 0.000** |"
+
+
+def test_tfidf_features_are_fitted_on_training_texts_only():
+    data = LabeledDataset(
+        x=np.array(["red apple pie", "green apple tart", "stock market fell", "bond market rose"]),
+        labels={"label": [0, 0, 1, 1]},
+        x_test=np.array(["apple market", "zebra quokka"]),
+        test_labels={"label": [0, 1]},
+    )
+    features = tfidf_features(data, dim=3)
+    assert features.x.shape == (4, 3) and features.x_test.shape == (2, 3)
+    assert features.x.dtype == np.float32
+    # Words never seen in training have no TF-IDF column, so their text maps to zero.
+    np.testing.assert_array_equal(features.x_test[1], np.zeros(3))
+    assert np.abs(features.x_test[0]).sum() > 0
