@@ -17,6 +17,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import shutil
 import sys
 import time
@@ -374,6 +375,14 @@ def _check_methods(methods, dataset):
     return methods
 
 
+def command_line():
+    """This process's command line, as a shell would take it (`keras-mlcl ...` for the CLI)."""
+    argv = list(sys.argv) or ["python"]
+    if os.path.basename(argv[0]) in ("keras-mlcl", "__main__.py"):
+        return shlex.join(["keras-mlcl", *argv[1:]])
+    return shlex.join(argv)
+
+
 def machine_description():
     """A dict describing the machine and software of this run."""
     processor = platform.processor() or platform.machine()
@@ -697,7 +706,7 @@ def run_quality_bench(
             "test_size": int(len(dataset.x_test)),
             "machine": machine_description(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "command": command if command is not None else " ".join(sys.argv),
+            "command": command if command is not None else command_line(),
             "seconds": round(time.time() - started, 1),
         }
         if out is None:
