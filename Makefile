@@ -14,9 +14,10 @@ $(VENV)/.installed: pyproject.toml requirements/pinned.txt
 install: $(VENV)/.installed
 
 # The main job: train MLCL on the bundled Fashion-MNIST subset, evaluate per level,
-# save, export a SavedModel and plot, into saved_models/fashion_mnist_mlcl/.
+# save, export a SavedModel and plot, into saved_models/fashion_mnist_mlcl/ (replacing the
+# committed run there: --overwrite).
 demo: install
-	$(VENV)/bin/keras-mlcl train
+	$(VENV)/bin/keras-mlcl train --overwrite
 
 # The whole test suite, once per backend (tensorflow, jax, torch).
 test: install

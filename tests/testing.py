@@ -1,5 +1,7 @@
 """Backend-neutral helpers for the tests (tests may touch backends directly)."""
 
+import os
+
 import keras
 import numpy as np
 
@@ -46,3 +48,14 @@ def value_and_grad(fn, x):
 def unit_rows(rng, n, d, dtype="float32"):
     z = rng.normal(size=(n, d))
     return (z / np.linalg.norm(z, axis=1, keepdims=True)).astype(dtype)
+
+
+def file_tree(root):
+    """`{relative path: bytes}` of every file below `root`: to assert nothing was touched."""
+    found = {}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, root)] = f.read()
+    return found

@@ -18,9 +18,9 @@ import math
 import os
 import platform
 import shlex
-import shutil
 import sys
 import time
+from contextlib import nullcontext
 
 import keras
 import numpy as np
@@ -32,7 +32,7 @@ from keras_mlcl.data import train_test_split
 from keras_mlcl.data import validation_split
 from keras_mlcl.experiments.methods import check_method_for_dataset
 from keras_mlcl.experiments.methods import parse_method
-from keras_mlcl.experiments.runner import start_run_folder
+from keras_mlcl.experiments.run_folder import run_folder
 from keras_mlcl.experiments.runner import train_and_evaluate
 from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_positive_int
@@ -551,6 +551,8 @@ def run_quality_bench(
     validation_fraction=VALIDATION_FRACTION,
     text_features="tfidf",
     command=None,
+    overwrite=False,
+    protected=(),
 ):
     """Benchmarks methods on a dataset: test score per level, mean and std over seeds.
 
@@ -585,6 +587,9 @@ def run_quality_bench(
         text_features: for text inputs, `"tfidf"` (TF-IDF + SVD vectors, `tfidf_features`, and
             the MLP encoder) or `"encoder"` (the default keras-hub text encoder).
         command: the command line recorded in `meta.json`; defaults to `sys.argv`.
+        overwrite: whether a finished earlier bench in `out` may be replaced (`out` is written
+            beside, then swapped in: see `keras_mlcl.experiments.run_folder`).
+        protected: paths `out` must not contain (the input data).
 
     Returns:
         `{method: {fraction: {level: {"mean": float, "std": float, "runs": [float, ...]}}}}`,
@@ -612,8 +617,10 @@ def run_quality_bench(
             "`validation_fraction` should be in (0, 1). "
             f"Received: `validation_fraction`={validation_fraction!r}"
         )
-    partial = start_run_folder(out) if out is not None else None
-    try:
+    writing = (
+        nullcontext() if out is None else run_folder(out, "bench quality", overwrite, protected)
+    )
+    with writing as folder:
         test_split = "given"
         if not dataset.has_test:
             dataset = train_test_split(dataset, test_fraction=TEST_FRACTION, seed=0)
@@ -711,16 +718,10 @@ def run_quality_bench(
         }
         if out is None:
             return results
-        with open(os.path.join(partial, "results.json"), "w") as f:
+        with open(os.path.join(folder, "results.json"), "w") as f:
             json.dump(results, f, indent=2)
-        with open(os.path.join(partial, "meta.json"), "w") as f:
+        with open(os.path.join(folder, "meta.json"), "w") as f:
             json.dump(meta, f, indent=2)
-        write_markdown(results, meta, os.path.join(partial, "results.md"))
-        plot_results(results, meta, os.path.join(partial, "results.png"))
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(partial, out)
+        write_markdown(results, meta, os.path.join(folder, "results.md"))
+        plot_results(results, meta, os.path.join(folder, "results.png"))
         return results
-    except BaseException:
-        if partial is not None:
-            shutil.rmtree(partial, ignore_errors=True)
-        raise

@@ -4,6 +4,7 @@ from keras_mlcl.data.cifar100 import load_cifar100
 from keras_mlcl.data.clinc150 import load_clinc150
 from keras_mlcl.data.datasets import LabeledDataset
 from keras_mlcl.data.datasets import dataset_names
+from keras_mlcl.data.datasets import dense_class_ids
 from keras_mlcl.data.datasets import load_dataset
 from keras_mlcl.data.datasets import load_npz
 from keras_mlcl.data.datasets import save_npz
@@ -29,6 +30,7 @@ __all__ = [
     "TextPreprocessor",
     "TokenDropout",
     "dataset_names",
+    "dense_class_ids",
     "image_views",
     "load_cifar100",
     "load_clinc150",

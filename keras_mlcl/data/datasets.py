@@ -6,6 +6,8 @@ backend tensor exists.
 
 import dataclasses
 import os
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -55,7 +57,7 @@ class LabeledDataset:
     val_labels: dict = None
 
     def __post_init__(self):
-        self.x = np.asarray(self.x)
+        self.x = _check_inputs("x", self.x)
         self.labels = _check_labels("labels", self.labels, len(self.x))
         for split in ("test", "val"):
             x_name = f"x_{split}"
@@ -70,7 +72,7 @@ class LabeledDataset:
                     f"Received: `{x_name}` is {_none_or_shape(x_split)} and `{labels_name}` "
                     f"is {_none_or_keys(split_labels)}"
                 )
-            x_split = np.asarray(x_split)
+            x_split = _check_inputs(x_name, x_split, like=self.x)
             split_labels = _check_labels(labels_name, split_labels, len(x_split))
             _check_same_levels("labels", self.labels, labels_name, split_labels)
             setattr(self, x_name, x_split)
@@ -115,6 +117,34 @@ class LabeledDataset:
             if split_labels is not None and len(split_labels[level]):
                 largest = max(largest, int(split_labels[level].max()))
         return largest + 1
+
+
+def _check_inputs(name, x, like=None):
+    """`x` as an array, checked: finite numbers (or strings), and the sample shape of `like`."""
+    x = np.asarray(x)
+    if x.ndim == 0:
+        raise ValueError(f"`{name}` should be an array with one row per sample. Received a scalar.")
+    if x.dtype.kind not in "USO" and not (x.dtype.kind in "biuf" or x.dtype == bool):
+        raise ValueError(
+            f"`{name}` should hold numbers or strings. Received: `{name}.dtype`={x.dtype}"
+        )
+    if x.dtype.kind == "f":
+        finite = np.isfinite(x).reshape(len(x), -1).all(axis=1)
+        if not finite.all():
+            rows = np.flatnonzero(~finite)
+            more = f" (and {len(rows) - 1} more)" if len(rows) > 1 else ""
+            raise ValueError(
+                f"`{name}` should hold finite values only. Row {rows[0]}{more} has NaN or Inf."
+            )
+    if like is not None:
+        text, like_text = x.dtype.kind in "USO", like.dtype.kind in "USO"
+        if text != like_text or x.shape[1:] != like.shape[1:]:
+            kind = lambda a: "strings" if a.dtype.kind in "USO" else "numbers"  # noqa: E731
+            raise ValueError(
+                f"`{name}` should have the sample shape of `x`, {like.shape[1:]} ({kind(like)}). "
+                f"Received: `{name}.shape`={x.shape} ({kind(x)})"
+            )
+    return x
 
 
 def _none_or_shape(array):
@@ -228,8 +258,7 @@ def load_npz(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No `.npz` dataset file at {path!r}.")
-    with np.load(path, allow_pickle=False) as archive:
-        arrays = {key: archive[key] for key in archive.files}
+    arrays = _read_npz(path)
     if "x" not in arrays:
         raise ValueError(
             f"The `.npz` file {path!r} should hold the inputs as `x`. Received keys: {list(arrays)}"
@@ -296,16 +325,42 @@ def load_npz(path):
             if level in train_labels:
                 class_names[level] = [str(name) for name in value.tolist()]
     name = os.path.splitext(os.path.basename(path))[0]
-    return LabeledDataset(
-        x=arrays["x"],
-        labels=train_labels,
-        x_test=splits["test"][0],
-        test_labels=splits["test"][1],
-        name=name,
-        class_names=class_names or None,
-        x_val=splits["val"][0],
-        val_labels=splits["val"][1],
-    )
+    try:
+        return LabeledDataset(
+            x=arrays["x"],
+            labels=train_labels,
+            x_test=splits["test"][0],
+            test_labels=splits["test"][1],
+            name=name,
+            class_names=class_names or None,
+            x_val=splits["val"][0],
+            val_labels=splits["val"][1],
+        )
+    except ValueError as error:
+        raise ValueError(f"In the `.npz` file {path!r}: {error}") from None
+
+
+def _read_npz(path):
+    """The arrays of an `.npz` archive, or a one-line `ValueError` naming `path`."""
+    if not zipfile.is_zipfile(path):
+        size = os.path.getsize(path)
+        what = (
+            "an empty file" if size == 0 else f"a file of {size} bytes that is not a complete zip"
+        )
+        raise ValueError(f"{path!r} is not an .npz archive (numpy.savez output): it is {what}.")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except ValueError as error:
+        if "allow_pickle" in str(error):
+            raise ValueError(
+                f"The .npz archive {path!r} holds object (pickled) arrays, which are never "
+                "loaded; store strings as a fixed-width str array."
+            ) from None
+        raise ValueError(f"Cannot read the .npz archive {path!r}: {error}") from None
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError) as e:
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise ValueError(f"Cannot read the .npz archive {path!r} (corrupt?): {reason}") from None
 
 
 def _npz_key(prefix, level, single):
@@ -504,6 +559,55 @@ def subsample(dataset, fraction, seed=0):
     size = max(int(round(num_samples * fraction)), 1)
     keep = _stratified_choice(_strata(dataset), size, np.random.default_rng(seed))
     return dataclasses.replace(dataset, x=dataset.x[keep], labels=_take(dataset.labels, keep))
+
+
+def dense_class_ids(dataset):
+    """Re-maps each class-id level whose ids are not `0..K-1` to dense ids, in every split.
+
+    A level is re-mapped when it has no `class_names` and its largest id is not one less than
+    its number of distinct ids (e.g. ids `{3, 1000000000}`): the ids are replaced by their rank
+    among the distinct ids of all splits, so a classifier over the level has `K` outputs, not
+    `max id + 1`. Unlabelled entries (negative ids) stay `-1`. Multi-hot levels are untouched.
+
+    Args:
+        dataset: a `LabeledDataset`.
+
+    Returns:
+        `(dataset, mapping)`: the dataset with dense ids, and `{level: [original id of dense
+        id 0, of dense id 1, ...]}` for the levels re-mapped (empty when none was).
+
+    Example:
+
+    >>> data = LabeledDataset(x=np.zeros((3, 2)), labels={"label": [7, 10**9, 7]})
+    >>> dense, mapping = dense_class_ids(data)
+    >>> dense.labels["label"].tolist(), mapping
+    ([0, 1, 0], {'label': [7, 1000000000]})
+    """
+    splits = [
+        name
+        for name in ("labels", "test_labels", "val_labels")
+        if getattr(dataset, name) is not None
+    ]
+    mapping = {}
+    for level in dataset.levels:
+        if dataset.is_multi_hot(level) or (dataset.class_names and level in dataset.class_names):
+            continue
+        ids = np.concatenate([getattr(dataset, name)[level] for name in splits])
+        present = np.unique(ids[ids >= 0])
+        if present.size == 0 or present[-1] == present.size - 1:
+            continue
+        mapping[level] = present.tolist()
+    if not mapping:
+        return dataset, {}
+    changed = {}
+    for name in splits:
+        labels = dict(getattr(dataset, name))
+        for level, present in mapping.items():
+            values = labels[level]
+            dense = np.searchsorted(np.asarray(present), np.maximum(values, 0))
+            labels[level] = np.where(values >= 0, dense, -1).astype("int32")
+        changed[name] = labels
+    return dataclasses.replace(dataset, **changed), mapping
 
 
 def validation_split(dataset, fraction=0.1, seed=0):

@@ -132,6 +132,11 @@ def plot_embeddings(
     if rows.size > max_points:
         rng = np.random.default_rng(seed)
         rows = np.sort(rng.choice(rows.size, size=max_points, replace=False))
+    if np.ptp(points[rows], axis=0).max() == 0:
+        raise ValueError(
+            "`embeddings` should not all be the same point: every drawn row is identical, so "
+            "there is nothing to project."
+        )
     coordinates = project_2d(points[rows], method, int(seed))
 
     figure = Figure(figsize=(5.5 * len(levels), 5.0), dpi=100)

@@ -8,6 +8,7 @@ from keras_mlcl.distribution import gather_across_replicas
 from keras_mlcl.distribution import local_rows
 from keras_mlcl.distribution import loss_scale_for_replicas
 from keras_mlcl.distribution import replica_count
+from keras_mlcl.utils.backend_utils import as_tensor
 from keras_mlcl.utils.backend_utils import concrete_numpy
 from keras_mlcl.utils.validation import check_choice
 
@@ -52,7 +53,7 @@ def embeddings_tensor(y_pred, name="y_pred", normalize=False):
     With `normalize=True`, rows of zero norm raise a `ValueError` when values
     are concrete (eager execution); under tracing they stay zero vectors.
     """
-    y_pred = ops.convert_to_tensor(y_pred)
+    y_pred = as_tensor(y_pred)
     if len(y_pred.shape) != 2:
         raise ValueError(
             f"`{name}` should be embeddings of shape (N, D). Received: "

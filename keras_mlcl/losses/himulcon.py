@@ -8,7 +8,9 @@ from keras import ops
 from keras_mlcl.losses.contrastive_loss import ContrastiveLoss
 from keras_mlcl.losses.contrastive_loss import embeddings_tensor
 from keras_mlcl.ops import NORMALIZATIONS
+from keras_mlcl.ops import check_class_ids
 from keras_mlcl.ops import supcon_from_weights
+from keras_mlcl.utils.backend_utils import as_tensor
 from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_positive_float
 from keras_mlcl.utils.validation import check_same_batch_size
@@ -122,7 +124,7 @@ class HiMulCon(ContrastiveLoss):
 
     def anchor_losses(self, y_true, y_pred):
         z = embeddings_tensor(y_pred, normalize=self.normalize)
-        labels = ops.convert_to_tensor(y_true)
+        labels = as_tensor(y_true)
         if len(labels.shape) != 2 or not (
             "int" in str(labels.dtype) or "float" in str(labels.dtype)
         ):
@@ -131,6 +133,7 @@ class HiMulCon(ContrastiveLoss):
                 "(N, L), one column per level, coarse to fine. Received: "
                 f"`y_true.shape`={tuple(labels.shape)}, dtype={labels.dtype}"
             )
+        check_class_ids(labels, "y_true")
         check_same_batch_size("y_true", labels, "y_pred", z)
         w = hierarchy_level_weights(labels)
         return supcon_from_weights(z, w, self.temperature, self.normalization)

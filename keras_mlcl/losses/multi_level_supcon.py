@@ -12,6 +12,7 @@ from keras_mlcl.ops import POSITIVE_RULES
 from keras_mlcl.ops import check_labels_for_rule
 from keras_mlcl.ops import positive_weights
 from keras_mlcl.ops import supcon_from_weights
+from keras_mlcl.utils.backend_utils import as_tensor
 from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_non_negative_float
 from keras_mlcl.utils.validation import check_positive_float
@@ -240,7 +241,7 @@ class MultiLevelSupCon(ContrastiveLoss):
         self._check_heads("y_true", y_true)
         labels = {}
         for name, config in self.heads.items():
-            head_labels = ops.convert_to_tensor(y_true[name])
+            head_labels = as_tensor(y_true[name])
             if config["columns"] is not None:
                 if len(head_labels.shape) != 2:
                     raise ValueError(

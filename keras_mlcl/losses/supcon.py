@@ -9,6 +9,7 @@ from keras_mlcl.ops import NORMALIZATIONS
 from keras_mlcl.ops import POSITIVE_RULES
 from keras_mlcl.ops import positive_weights
 from keras_mlcl.ops import supcon_from_weights
+from keras_mlcl.utils.backend_utils import as_tensor
 from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_non_negative_float
 from keras_mlcl.utils.validation import check_positive_float
@@ -79,9 +80,9 @@ class SupCon(ContrastiveLoss):
 
     def anchor_losses(self, y_true, y_pred):
         z = embeddings_tensor(y_pred, normalize=self.normalize)
-        labels = ops.convert_to_tensor(y_true)
+        labels = as_tensor(y_true)
         check_same_batch_size("y_true", labels, "y_pred", z)
-        w = positive_weights(labels, self.positives)
+        w = positive_weights(labels, self.positives, name="y_true")
         if self.min_weight > 0:
             w = ops.where(w >= self.min_weight, w, 0.0)
         return supcon_from_weights(z, w, self.temperature, self.normalization)

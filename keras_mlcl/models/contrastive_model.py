@@ -1,5 +1,7 @@
 """ContrastiveModel: encoder, projection heads and MLCL training under `fit`."""
 
+import warnings
+
 import keras
 import numpy as np
 from keras import ops
@@ -17,6 +19,9 @@ from keras_mlcl.models.monitored_metrics import accuracy_tracker
 from keras_mlcl.models.monitored_metrics import loss_tracker
 from keras_mlcl.utils.validation import check_non_negative_float
 from keras_mlcl.utils.validation import check_positive_int
+
+# The entry of the model's own variables that holds the seed-generator states.
+SEED_STATES_KEY = "seed_generator_states"
 
 
 @keras.saving.register_keras_serializable(package="keras_mlcl")
@@ -71,6 +76,18 @@ class ContrastiveModel(keras.Model):
 
     Sample weights: one weight per sample (per anchor, the same for every
     head).
+
+    NaN: a NaN in a batch's floating-point inputs or in any model output
+    makes the loss (and every logged loss term) NaN, on every backend, so
+    `keras.callbacks.TerminateOnNaN` stops training. Without this, on
+    TensorFlow outside XLA (CPU), a Dense layer with ReLU maps NaN to 0: the
+    loss stays finite while the weights turn NaN. Replace missing values
+    before `fit` (an encoder that imputes NaN inputs itself gets a NaN loss).
+
+    Saving: `save_weights` and `save` also store the state of every random
+    layer's `keras.random.SeedGenerator` (views, dropout), so a seeded run
+    resumed by `keras.callbacks.BackupAndRestore` draws the same views as
+    an uninterrupted one.
 
     Labels (`y` in `fit`): a dict `{head or level: labels}`; or an `(N, L)`
     int array whose columns are the heads (coarse to fine, in the heads'
@@ -239,6 +256,15 @@ class ContrastiveModel(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         views = self.views if training else 1
+        # A NaN must reach the loss (and `TerminateOnNaN`) on every backend,
+        # but TensorFlow's oneDNN CPU kernel for a fused MatMul + BiasAdd +
+        # Relu (a Dense layer with ReLU, outside XLA) outputs 0 for a NaN;
+        # so NaN inputs or outputs make every loss term NaN (see class doc).
+        has_nan = any_nan((x, y_pred))
+
+        def surface_nan(value):
+            return ops.where(has_nan, float("nan"), value)
+
         contrastive_labels, classifier_labels = self._split_labels(y)
 
         def tile(t):
@@ -265,13 +291,14 @@ class ContrastiveModel(keras.Model):
             total = total / loss_scale_for_replicas()
             per_head = {self.head_names[0]: total}
         for tracker, name in zip(self.head_loss_trackers, self.head_names, strict=True):
-            tracker.update_state(per_head[name])
+            tracker.update_state(surface_nan(per_head[name]))
 
         for level, ce_tracker, accuracy in zip(
             self.classifier, self.ce_trackers, self.accuracy_trackers, strict=True
         ):
             logits = ops.cast(y_pred[f"{level}_logits"], "float32")
             ce, (correct, labelled) = classification_terms(classifier_labels[level], logits)
+            ce = surface_nan(ce)
             ce_tracker.update_state(ce)
             accuracy.update_state(correct, sample_weight=labelled)
             total = total + self.ce_weight * ce
@@ -279,7 +306,7 @@ class ContrastiveModel(keras.Model):
         if self.losses:
             total = total + sum(self.losses)
         # Keras' TF trainer sums replicas' gradients and un-scales the logged loss.
-        return total * loss_scale_for_replicas()
+        return surface_nan(total) * loss_scale_for_replicas()
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`, after checking the first batch (see class doc)."""
@@ -372,6 +399,55 @@ class ContrastiveModel(keras.Model):
             self, filepath, input_signature, modules=kwargs.pop("modules", ()), verbose=verbose
         )
 
+    def _seed_generator_states(self):
+        """The state variables of every `keras.random.SeedGenerator` of the model's layers.
+
+        `variables` are the `weights` plus these states, in a fixed order.
+        """
+        weights = {id(w) for w in self.weights}
+        return [v for v in self.variables if id(v) not in weights]
+
+    def save_own_variables(self, store):
+        """Saves the model's own variables and the seed-generator states of its layers.
+
+        Keras saves each layer's weights but not the state of its
+        `SeedGenerator`s (random views, dropout), so after `load_weights` a
+        run resumed by `keras.callbacks.BackupAndRestore` would draw its
+        random views from the initial seeds again, not where the
+        interrupted run stopped. The states are saved here, in one
+        `(S, 2)` entry of the model's own variables.
+        """
+        super().save_own_variables(store)
+        states = self._seed_generator_states()
+        if states:
+            store[SEED_STATES_KEY] = np.stack([ops.convert_to_numpy(s) for s in states])
+
+    def load_own_variables(self, store):
+        """Loads what `save_own_variables` saved.
+
+        Files written before the seed-generator states were saved load too,
+        leaving the states as they are; so do files of a model with other
+        random layers (e.g. trained with `augment`, loaded without), with a
+        warning.
+        """
+        super().load_own_variables(
+            {key: store[key] for key in store.keys() if key != SEED_STATES_KEY}
+        )
+        if SEED_STATES_KEY not in store:
+            return
+        values = store[SEED_STATES_KEY]
+        states = self._seed_generator_states()
+        if len(values) != len(states):
+            warnings.warn(
+                f"The file holds {len(values)} seed-generator states but model "
+                f"{self.name!r} has {len(states)} (its random layers differ); "
+                "the model's random layers keep their current states.",
+                stacklevel=2,
+            )
+            return
+        for state, value in zip(states, values, strict=True):
+            state.assign(value)
+
     def get_config(self):
         serialize = keras.saving.serialize_keras_object
         return {
@@ -428,6 +504,21 @@ def classification_terms(labels, logits):
         correct = ops.cast(ops.equal(ops.argmax(logits, axis=-1), safe), "float32")
     ce = ops.divide_no_nan(ops.sum(per_sample * labelled), ops.sum(labelled))
     return ce, (correct * labelled, labelled)
+
+
+def any_nan(values):
+    """A boolean scalar: whether any floating-point tensor in `values` holds a NaN.
+
+    Args:
+        values: a nested structure of tensors or arrays; other leaves (ints,
+            strings, `None`) are skipped.
+    """
+    flags = [
+        ops.any(ops.isnan(t))
+        for t in keras.tree.flatten(values)
+        if "float" in str(getattr(t, "dtype", ""))
+    ]
+    return ops.any(ops.stack(flags)) if flags else False
 
 
 def _batch_size(x):

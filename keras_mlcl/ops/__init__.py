@@ -2,6 +2,7 @@
 
 from keras_mlcl.ops.positives import MULTI_HOT_RULES
 from keras_mlcl.ops.positives import POSITIVE_RULES
+from keras_mlcl.ops.positives import check_class_ids
 from keras_mlcl.ops.positives import check_labels_for_rule
 from keras_mlcl.ops.positives import positive_weights
 from keras_mlcl.ops.supcon import NORMALIZATIONS
@@ -11,6 +12,7 @@ __all__ = [
     "MULTI_HOT_RULES",
     "NORMALIZATIONS",
     "POSITIVE_RULES",
+    "check_class_ids",
     "check_labels_for_rule",
     "positive_weights",
     "supcon_from_weights",

@@ -1,18 +1,50 @@
 """Positive rules: from the labels of one head to its positive-weight matrix."""
 
+import numpy as np
 from keras import ops
 
+from keras_mlcl.utils.backend_utils import as_tensor
+from keras_mlcl.utils.backend_utils import concrete_numpy
 from keras_mlcl.utils.validation import check_choice
 
 POSITIVE_RULES = ("equal", "any", "exact", "jaccard", "simdis")
 MULTI_HOT_RULES = ("any", "exact", "jaccard", "simdis")
 
 
-def check_labels_for_rule(labels, rule, name="labels"):
-    """Checks the rank and dtype of `labels` for `rule` and returns them.
+def check_class_ids(labels, name="labels"):
+    """Raises a `ValueError` if float class ids are not all whole numbers.
 
-    `"equal"` takes integer class ids `(N,)` (or `(N, 1)`); every other rule
-    takes multi-hot rows `(N, K)`.
+    Class ids may come as floats (`1.0`, `2.0`, as from a CSV); a `1.5` would
+    silently be a class of its own and a NaN an unlabelled sample. The values
+    are checked when they are concrete (eager execution); under tracing the
+    check is skipped.
+
+    Args:
+        labels: a tensor of class ids, of any shape.
+        name: the argument name used in the error message.
+    """
+    if "float" not in str(labels.dtype):
+        return
+    values = concrete_numpy(labels)
+    if values is None:
+        return
+    bad = np.argwhere(~np.isfinite(values) | (values != np.round(values)))
+    if len(bad):
+        index = ", ".join(str(int(i)) for i in bad[0])
+        value = str(values[tuple(bad[0])])
+        raise ValueError(
+            f"`{name}` should hold integer class ids (-1 for unlabelled); float ids "
+            f"must be whole numbers. Received: `{name}[{index}]`={value} "
+            f"({len(bad)} non-integer value{'s' if len(bad) > 1 else ''} in all)"
+        )
+
+
+def check_labels_for_rule(labels, rule, name="labels"):
+    """Checks the rank, dtype and class ids of `labels` for `rule` and returns them.
+
+    `"equal"` takes integer class ids `(N,)` (or `(N, 1)`), float ids when
+    they are whole numbers (see `check_class_ids`); every other rule takes
+    multi-hot rows `(N, K)`.
 
     Args:
         labels: a tensor of labels for one head.
@@ -23,7 +55,7 @@ def check_labels_for_rule(labels, rule, name="labels"):
         `labels` as a tensor, `(N,)` for `"equal"`, `(N, K)` otherwise.
     """
     check_choice("positives", rule, POSITIVE_RULES)
-    labels = ops.convert_to_tensor(labels)
+    labels = as_tensor(labels)
     shape = tuple(labels.shape)
     dtype = str(labels.dtype)
     if rule == "equal":
@@ -41,6 +73,7 @@ def check_labels_for_rule(labels, rule, name="labels"):
                 f"`{name}` for positives='equal' should hold integer class ids "
                 f"(-1 for unlabelled). Received: `{name}.dtype`={dtype}"
             )
+        check_class_ids(labels, name)
         return labels
     if len(shape) != 2:
         raise ValueError(
@@ -56,7 +89,7 @@ def check_labels_for_rule(labels, rule, name="labels"):
     return labels
 
 
-def positive_weights(labels, rule="equal"):
+def positive_weights(labels, rule="equal", name="labels"):
     """The `(N, N)` positive-weight matrix of one head's labels.
 
     | rule | labels | w_ij |
@@ -78,6 +111,8 @@ def positive_weights(labels, rule="equal"):
     Args:
         labels: class ids `(N,)` for `"equal"`, multi-hot `(N, K)` otherwise.
         rule: one of `"equal"`, `"any"`, `"exact"`, `"jaccard"`, `"simdis"`.
+        name: the argument name used in error messages. Defaults to
+            `"labels"`.
 
     Returns:
         A float32 tensor of shape `(N, N)`.
@@ -87,7 +122,7 @@ def positive_weights(labels, rule="equal"):
     >>> labels = keras.ops.convert_to_tensor([[1, 1, 0], [1, 0, 0]])
     >>> positive_weights(labels, "simdis")  # [[1, 0.5], [0.5, 1]]
     """
-    labels = check_labels_for_rule(labels, rule)
+    labels = check_labels_for_rule(labels, rule, name)
     if rule == "equal":
         # One comparison: an unlabelled anchor (-1) matches no sample, an
         # unlabelled sample (-2) matches no anchor, class ids are >= 0.

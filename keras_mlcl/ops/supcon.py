@@ -2,6 +2,7 @@
 
 from keras import ops
 
+from keras_mlcl.utils.backend_utils import as_tensor
 from keras_mlcl.utils.validation import check_choice
 
 NORMALIZATIONS = ("count", "weight")
@@ -93,7 +94,7 @@ def supcon_from_weights(
             f"Received: `reference` {'is None' if reference is None else 'given'}, "
             f"`reference_weights` {'is None' if reference_weights is None else 'given'}"
         )
-    z = ops.convert_to_tensor(z)
+    z = as_tensor(z)
     if z.dtype not in ("float32", "float64"):
         z = ops.cast(z, "float32")
     dtype = z.dtype
@@ -138,7 +139,7 @@ def supcon_from_weights(
 def _reference_terms(z, reference, reference_weights, reference_mask, inverse_temperature):
     """Anchor-to-reference logits and weights, empty slots masked out."""
     dtype = z.dtype
-    reference = ops.cast(ops.convert_to_tensor(reference), dtype)
+    reference = ops.cast(as_tensor(reference), dtype)
     reference_weights = ops.cast(reference_weights, dtype)
     logits = ops.matmul(z, ops.swapaxes(reference, -1, -2)) * inverse_temperature
     if reference_mask is not None:

@@ -56,7 +56,7 @@ def test_train_on_an_unseen_npz_evaluates_per_level_and_exports(tmp_path, capsys
         assert results["knn"][level] > 0.9
     assert os.path.getsize(os.path.join(out, "embeddings.png")) > 1000
     assert served_difference(os.path.join(out, "saved_model")) < 1e-5
-    assert not os.path.exists(out + ".partial")
+    assert sorted(os.listdir(tmp_path)) == ["mine.npz", "run"]
 
     code = main(["evaluate", "--model", os.path.join(out, "model.keras"), "--data", data])
     assert code == 0
@@ -97,18 +97,25 @@ def run_cli(*args, cwd):
         (["--fraction", "0"], "`fraction` should be in (0, 1]"),
         (["--fraction", "1.5"], "`fraction` should be in (0, 1]"),
         (["--loss", "triplet"], "`method` should be one of"),
-        (["--out", "{unwritable}"], "`out` should be a writable folder"),
+        (["--out", "{unwritable}"], "should be writable"),
+        (["--data", "{nan}"], "`x` should hold finite values only. Row 2 has NaN"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--out", "."], "contains the working folder"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_no_run_folder(tmp_path, args, message):
     np.savez(os.path.join(tmp_path, "missing_x.npz"), y_a=np.zeros(4, int))
     np.savez(os.path.join(tmp_path, "short.npz"), x=np.zeros((5, 3)), y_a=np.zeros(4, int))
+    nan = np.zeros((5, 3))
+    nan[2, 1] = np.nan
+    np.savez(os.path.join(tmp_path, "nan.npz"), x=nan, y_a=np.zeros(5, int))
     blocker = os.path.join(tmp_path, "file")
     open(blocker, "w").close()
     names = {
         "{missing_x}": os.path.join(tmp_path, "missing_x.npz"),
         "{short_labels}": os.path.join(tmp_path, "short.npz"),
         "{unwritable}": os.path.join(blocker, "run"),
+        "{nan}": os.path.join(tmp_path, "nan.npz"),
     }
     args = [names.get(a, a) for a in args]
     if "--out" not in args:
@@ -118,8 +125,7 @@ def test_bad_input_is_one_line_exit_2_and_no_run_folder(tmp_path, args, message)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("keras-mlcl: error:")
     assert message in lines[0]
-    assert not os.path.exists(os.path.join(tmp_path, "run"))
-    assert not os.path.exists(os.path.join(tmp_path, "run.partial"))
+    assert sorted(os.listdir(tmp_path)) == ["file", "missing_x.npz", "nan.npz", "short.npz"]
 
 
 def test_help_of_every_command():

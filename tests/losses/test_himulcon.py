@@ -74,3 +74,15 @@ def test_bad_arguments():
         HiMulCon(variant="hce", reduction="none")
     with pytest.raises(ValueError, match=r"integer class ids of shape \(N, L\)"):
         HiMulCon()(np.array([0, 1, 1]), unit_rows(np.random.default_rng(0), 3, 2))
+
+
+def test_float_class_ids_must_be_whole_numbers():
+    labels, z = hierarchy(0, n=8, levels=2)
+    loss = HiMulCon()
+    assert_allclose(loss(labels.astype("float32"), z), loss(labels, z), atol=1e-6)
+    bad = labels.astype("float32")
+    bad[5, 1] = 0.25
+    with pytest.raises(
+        ValueError, match=r"`y_true` should hold integer class ids.*`y_true\[5, 1\]`=0\.25"
+    ):
+        loss(bad, z)

@@ -142,3 +142,13 @@ def test_label_rank_wrong_for_head_rule():
     loss = MultiLevelSupCon(heads={"coarse": {"positives": "any"}, "fine": {}})
     with pytest.raises(ValueError, match=r"`y_true\['coarse'\]` for positives='any'"):
         loss(labels, z)
+
+
+def test_float_class_ids_must_be_whole_numbers():
+    labels, z = hierarchy_batch(0, n=8)
+    loss = MultiLevelSupCon.hierarchical(["coarse", "fine"])
+    as_floats = {name: ids.astype("float32") for name, ids in labels.items()}
+    assert_allclose(loss(as_floats, z), loss(labels, z), atol=1e-6)
+    as_floats["fine"][2] = 3.7
+    with pytest.raises(ValueError, match=r"`y_true\['fine'\]\[2\]`=3\.7 "):
+        loss(as_floats, z)

@@ -169,3 +169,20 @@ def test_zero_norm_embeddings_when_normalising():
     z = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 2.0]], "float32")
     with pytest.raises(ValueError, match=r"`y_pred` should have no zero-norm rows.*\[1\]"):
         SupCon(normalize=True)(np.array([0, 0, 1]), z)
+
+
+def test_float_class_ids_must_be_whole_numbers():
+    z = unit_rows(np.random.default_rng(0), 6, 3)
+    ids = np.array([0, 0, 1, 1, 2, -1])
+    # Whole-number floats (1.0, 2.0, -1.0) are class ids like their ints.
+    assert_allclose(SupCon()(ids.astype("float32"), z), SupCon()(ids, z), atol=1e-6)
+    assert_allclose(SupCon()(ids[:, None].astype("float64"), z), SupCon()(ids, z), atol=1e-6)
+    halves = np.array([0, 0, 1, 1.5, 2, 2.5], "float32")
+    with pytest.raises(
+        ValueError,
+        match=r"`y_true` should hold integer class ids.*Received: `y_true\[3\]`=1\.5 "
+        r"\(2 non-integer values in all\)",
+    ):
+        SupCon()(halves, z)
+    with pytest.raises(ValueError, match=r"Received: `y_true\[1\]`=nan"):
+        SupCon()(np.array([0, np.nan, 1, 1, 2, 2], "float32"), z)

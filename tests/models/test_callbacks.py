@@ -94,3 +94,49 @@ def test_backup_and_restore_resumes_and_matches_an_uninterrupted_run(tmp_path):
     assert seen.seen == [2, 3]
     for got, expected in zip(resumed.get_weights(), reference.get_weights(), strict=True):
         np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+class BatchLosses(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.losses = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.losses.append(float(logs["loss"]))
+
+
+def test_terminate_on_nan_stops_at_a_batch_with_a_nan_input():
+    # On TensorFlow without XLA, a Dense layer with ReLU maps a NaN row to
+    # zeros: the loss used to stay finite while the weights turned NaN.
+    x, y = problems.clustered(1, n=128)
+    x[45, 3] = np.nan  # in the second batch of 32
+    model = compiled_model()  # default compile(): no jit_compile on CPU TensorFlow
+    batches = BatchLosses()
+    history = model.fit(
+        x,
+        y,
+        batch_size=32,
+        epochs=3,
+        verbose=0,
+        shuffle=False,
+        callbacks=[keras.callbacks.TerminateOnNaN(), batches],
+    )
+    assert len(batches.losses) == 2  # stopped right after the batch with the NaN
+    assert np.isfinite(batches.losses[0]) and np.isnan(batches.losses[1])
+    assert len(history.history["loss"]) == 1
+    for name in HEAD_METRICS:
+        assert np.isnan(history.history[name][0]), name
+    assert np.isnan(model.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)["loss"])
+
+
+def test_zero_inputs_and_embeddings_are_not_nan():
+    # A zero input row gives zero embeddings (every bias starts at 0); the
+    # loss treats them as legitimate samples, not as a NaN.
+    x, y = problems.clustered(1, n=64)
+    x[5] = 0.0
+    model = compiled_model()
+    assert np.abs(model.predict(x[:8], verbose=0)["fine"][5]).max() == 0.0
+    batches = BatchLosses()
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0, shuffle=False, callbacks=[batches])
+    assert len(batches.losses) == 4 and np.isfinite(batches.losses).all()
+    assert all(np.isfinite(w).all() for w in model.get_weights())

@@ -1,0 +1,246 @@
+"""The command never touches what it did not write, and refuses bad data before training."""
+
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+from keras_mlcl.cli.main import main
+from tests.cli.test_cli import run_cli
+from tests.cli.test_cli import write_unseen_npz
+from tests.testing import file_tree
+
+
+def one_error_line(stderr):
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("keras-mlcl: error:")
+    return lines[0]
+
+
+def train(*args, out, capfd=None):
+    if capfd is not None:
+        capfd.readouterr()  # drop what earlier steps logged (e.g. TensorFlow's device start-up)
+    code = main(["train", "--epochs", "1", "--no-export", "--quiet", "--out", out, *args])
+    message = one_error_line(capfd.readouterr().err) if capfd is not None and code == 2 else None
+    return code, message
+
+
+@pytest.mark.parametrize("command", ["train", "bench"])
+def test_out_holding_user_files_is_refused_untouched(tmp_path, command):
+    data = os.path.join(tmp_path, "mine.npz")
+    write_unseen_npz(data, n=60)
+    project = os.path.join(tmp_path, "myproject")
+    os.makedirs(os.path.join(project, "data"))
+    for name in ("notes.txt", os.path.join("data", "raw.csv")):
+        with open(os.path.join(project, name), "w") as f:
+            f.write("the user's own words")
+    before = file_tree(tmp_path)
+    args = ["train", "--epochs", "1"] if command == "train" else ["bench", "quality"]
+    for extra in ([], ["--overwrite"]):
+        result = run_cli(*args, "--data", data, "--out", "myproject", *extra, cwd=tmp_path)
+        assert result.returncode == 2
+        assert "'myproject'" in one_error_line(result.stderr)
+    assert file_tree(tmp_path) == before
+
+
+def test_out_dot_or_a_folder_holding_the_data_is_refused(tmp_path, monkeypatch, capfd):
+    data = os.path.join(tmp_path, "inputs", "mine.npz")
+    os.makedirs(os.path.dirname(data))
+    write_unseen_npz(data, n=60)
+    monkeypatch.chdir(tmp_path)
+    before = file_tree(tmp_path)
+    for out in (".", "..", "inputs"):
+        code, message = train("--data", data, "--overwrite", out=out, capfd=capfd)
+        assert code == 2 and "contains" in message
+    assert file_tree(tmp_path) == before
+
+
+def test_finished_run_is_replaced_only_with_overwrite(tmp_path, capfd):
+    data = os.path.join(tmp_path, "mine.npz")
+    write_unseen_npz(data, n=60)
+    out = os.path.join(tmp_path, "run")
+    assert train("--data", data, out=out)[0] == 0
+    first = file_tree(out)
+    code, message = train("--data", data, "--seed", "1", out=out, capfd=capfd)
+    assert code == 2 and "--overwrite" in message
+    assert file_tree(out) == first
+    assert train("--data", data, "--seed", "1", "--overwrite", out=out)[0] == 0
+    with open(os.path.join(out, "results.json")) as f:
+        assert json.load(f)["seed"] == 1
+    assert sorted(os.listdir(tmp_path)) == ["mine.npz", "run"]
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("saved")
+    data = os.path.join(folder, "mine.npz")
+    write_unseen_npz(data, n=80)
+    out = os.path.join(folder, "run")
+    assert train("--data", data, out=out)[0] == 0
+    return os.path.join(out, "model.keras")
+
+
+def write_bad(tmp_path, kind):
+    path = os.path.join(tmp_path, f"{kind}.npz")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 6)).astype("float32")
+    y = np.arange(40) % 2
+    if kind == "nan_x":
+        x[13, 2] = np.nan
+        np.savez(path, x=x, y=y)
+    elif kind == "inf_x_test":
+        x_test = x[:5].copy()
+        x_test[3, 0] = np.inf
+        np.savez(path, x=x, y=y, x_test=x_test, y_test=y[:5])
+    elif kind == "x_test_shape":
+        np.savez(path, x=x, y=y, x_test=x[:5, :4], y_test=y[:5])
+    elif kind == "empty":
+        open(path, "w").close()
+    elif kind == "not_zip":
+        with open(path, "wb") as f:
+            f.write(b"\x93NUMPY not really")
+    elif kind == "truncated":
+        np.savez(path, x=x, y=y)
+        with open(path, "rb") as f:
+            content = f.read()
+        with open(path, "wb") as f:
+            f.write(content[: len(content) // 2])
+    elif kind == "corrupt_member":
+        np.savez_compressed(path, x=x, y=y)
+        with open(path, "rb") as f:
+            content = bytearray(f.read())
+        content[100:140] = b"\xff" * 40  # inside the first member's compressed data
+        with open(path, "wb") as f:
+            f.write(bytes(content))
+    elif kind == "other_width":  # 6 features; `saved_run` was trained on 12
+        np.savez(path, x=x, y=y)
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("nan_x", "`x` should hold finite values only. Row 13 has NaN or Inf"),
+        ("inf_x_test", "`x_test` should hold finite values only. Row 3 has NaN or Inf"),
+        ("x_test_shape", "`x_test` should have the sample shape of `x`, (6,)"),
+        ("empty", "is not an .npz archive"),
+        ("not_zip", "is not an .npz archive"),
+        ("truncated", "is not an .npz archive"),
+        ("corrupt_member", "Cannot read the .npz archive"),
+    ],
+)
+def test_bad_data_is_refused_before_training(tmp_path, capfd, kind, message):
+    path = write_bad(tmp_path, kind)
+    out = os.path.join(tmp_path, "run")
+    code, line = train("--data", path, out=out, capfd=capfd)
+    assert code == 2 and message in line, line
+    assert os.path.basename(path) in line
+    assert sorted(os.listdir(tmp_path)) == [os.path.basename(path)]
+
+
+@pytest.mark.parametrize("option", ["--batch-size", "--epochs", "--views", "--temperature"])
+@pytest.mark.parametrize("value", ["0", "-3", "abc"])
+def test_bad_numbers_are_one_line(tmp_path, capfd, option, value):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", option, value, "--out", os.path.join(tmp_path, "run")])
+    assert exit_info.value.code == 2
+    assert option in one_error_line(capfd.readouterr().err)
+    assert os.listdir(tmp_path) == []
+
+
+def test_evaluate_refuses_other_widths_and_unreadable_models(tmp_path, capfd, saved_run):
+    wide = write_bad(tmp_path, "other_width")
+    metrics = os.path.join(tmp_path, "m.json")
+    capfd.readouterr()
+    assert main(["evaluate", "--model", saved_run, "--data", wide, "--out", metrics]) == 2
+    assert "should have the sample shape the model was trained on" in one_error_line(
+        capfd.readouterr().err
+    )
+    corrupt = os.path.join(tmp_path, "corrupt.keras")
+    with open(corrupt, "wb") as f:
+        f.write(b"not a model")
+    truncated = os.path.join(tmp_path, "truncated.keras")
+    with open(saved_run, "rb") as f:
+        content = f.read()
+    with open(truncated, "wb") as f:
+        f.write(content[: len(content) // 3])
+    damaged = os.path.join(tmp_path, "damaged.keras")
+    with zipfile.ZipFile(saved_run) as source, zipfile.ZipFile(damaged, "w") as target:
+        for item in source.infolist():
+            if item.filename != "config.json":
+                target.writestr(item, source.read(item))
+            else:
+                target.writestr(item, b"{ broken")
+    data = write_bad(tmp_path, "fine")
+    np.savez(data, x=np.zeros((10, 12), "float32"), y=np.arange(10) % 2)
+    for model in (corrupt, truncated, damaged):
+        capfd.readouterr()
+        code = main(["evaluate", "--model", model, "--data", data, "--out", metrics])
+        assert code == 2
+        assert f"Cannot read model file {model!r}" in one_error_line(capfd.readouterr().err)
+    assert not os.path.exists(metrics)
+
+
+def test_evaluate_never_replaces_a_file_it_did_not_write(tmp_path, capfd, saved_run):
+    data = os.path.join(tmp_path, "mine.npz")
+    write_unseen_npz(data, n=60, seed=3)
+    out = os.path.join(tmp_path, "metrics.json")
+    with open(out, "w") as f:
+        f.write("the user's own file")
+    for extra in ([], ["--overwrite"]):
+        args = ["evaluate", "--model", saved_run, "--data", data, "--out", out, "--quiet"]
+        capfd.readouterr()
+        assert main(args + extra) == 2
+        one_error_line(capfd.readouterr().err)
+    with open(out) as f:
+        assert f.read() == "the user's own file"
+    os.remove(out)
+    args = ["evaluate", "--model", saved_run, "--data", data, "--out", out, "--quiet"]
+    assert main(args) == 0
+    assert main(args) == 2  # exists: needs --overwrite
+    assert main(args + ["--overwrite"]) == 0  # ours: replaced
+
+
+def odd_data(path, kind):
+    rng = np.random.default_rng(1)
+    n = 90
+    x = rng.normal(size=(n, 5)).astype("float32")
+    fine = np.arange(n) % 3
+    if kind == "constant":
+        np.savez(path, x=np.zeros((n, 5), "float32"), y_a=fine % 2, y_b=fine)
+    elif kind == "test_of_one_row":
+        np.savez(path, x=x, y=fine, x_test=x[:1], y_test=fine[:1])
+    elif kind == "test_of_two_rows":
+        np.savez(path, x=x, y=fine, x_test=x[:2], y_test=fine[:2])
+    elif kind == "one_class":
+        np.savez(path, x=x, y=np.zeros(n, int))
+    elif kind == "huge_ids":
+        np.savez(path, x=x, y=np.where(fine == 0, 10**9, fine))
+
+
+@pytest.mark.parametrize(
+    "kind", ["constant", "test_of_one_row", "test_of_two_rows", "one_class", "huge_ids"]
+)
+@pytest.mark.parametrize("method", ["mlcl+ce"])
+def test_odd_but_valid_data_finishes(tmp_path, kind, method):
+    data = os.path.join(tmp_path, "odd.npz")
+    odd_data(data, kind)
+    out = os.path.join(tmp_path, "run")
+    assert train("--data", data, "--loss", method, out=out)[0] == 0
+    with open(os.path.join(out, "results.json")) as f:
+        results = json.load(f)
+    plot = results["plots"]["embeddings"]
+    if kind in ("constant", "test_of_one_row", "test_of_two_rows"):
+        assert plot["file"] is None and plot["missing"]
+        assert not os.path.exists(os.path.join(out, "embeddings.png"))
+    else:
+        assert os.path.getsize(os.path.join(out, plot["file"])) > 1000
+    if kind == "huge_ids":
+        assert results["class_ids"] == {"label": [1, 2, 10**9]}
+        model_bytes = os.path.getsize(os.path.join(out, "model.keras"))
+        assert model_bytes < 5_000_000  # a 3-way classifier, not 10**9 outputs
+    if kind == "one_class":
+        assert results["linear_probe"]["label"] == 1.0

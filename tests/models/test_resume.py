@@ -1,0 +1,143 @@
+"""Exact resume: the random state of augmentation is saved with the weights."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_mlcl import ContrastiveModel
+from keras_mlcl.data.views import FeatureDropout
+from keras_mlcl.data.views import FeatureNoise
+from tests.models import problems
+from tests.testing import to_numpy
+
+FIT = dict(batch_size=32, epochs=4, verbose=0, shuffle=False)
+
+
+def augment(kind):
+    if kind == "feature_views":
+        return keras.Sequential([FeatureNoise(0.3, seed=1), FeatureDropout(0.2, seed=2)])
+    return keras.layers.GaussianNoise(0.3)  # unseeded: drawn from the global seed
+
+
+def compiled_model(kind, seed=3):
+    keras.utils.set_random_seed(seed)
+    model = ContrastiveModel(
+        problems.encoder(), heads={"coarse": 8, "fine": 8}, augment=augment(kind)
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    return model
+
+
+def built(model, x):
+    model(x[:2])
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def seed_states(model):
+    weights = {id(w) for w in model.weights}
+    return [to_numpy(v) for v in model.variables if id(v) not in weights]
+
+
+class InterruptAt(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise RuntimeError("interrupted")
+
+
+def max_difference(a, b):
+    return max(
+        float(np.max(np.abs(u - v))) for u, v in zip(a.get_weights(), b.get_weights(), strict=True)
+    )
+
+
+@pytest.mark.parametrize("kind", ["feature_views", "keras_noise"])
+def test_resume_with_random_augment_matches_an_uninterrupted_run(tmp_path, kind):
+    """`BackupAndRestore` after an interruption gives the uninterrupted weights.
+
+    The views are random, so this holds only if the augmentation's seed
+    generators resume where they stopped. Data order is a separate matter:
+    `shuffle=False` keeps it the same in both runs.
+    """
+    x, y = problems.clustered(1, n=128)
+    reference = compiled_model(kind)
+    reference.fit(x, y, **FIT)
+
+    backup = os.path.join(tmp_path, "backup")
+    interrupted = compiled_model(kind)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        interrupted.fit(
+            x, y, callbacks=[keras.callbacks.BackupAndRestore(backup), InterruptAt(2)], **FIT
+        )
+
+    resumed = compiled_model(kind)
+    resumed.fit(x, y, callbacks=[keras.callbacks.BackupAndRestore(backup)], **FIT)
+    assert max_difference(resumed, reference) <= 1e-6
+    for got, expected in zip(seed_states(resumed), seed_states(reference), strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_seed_states_round_trip_through_keras_and_weights_files(tmp_path):
+    x, y = problems.clustered(1, n=64)
+    model = compiled_model("feature_views")
+    model.fit(x, y, **{**FIT, "epochs": 1})
+    trained = seed_states(model)
+    assert len(trained) == 2
+    initial = seed_states(compiled_model("feature_views"))
+    assert any((a != b).any() for a, b in zip(trained, initial, strict=True))
+
+    path = os.path.join(tmp_path, "model.keras")
+    model.save(path)
+    for got, expected in zip(seed_states(keras.saving.load_model(path)), trained, strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+    weights = os.path.join(tmp_path, "model.weights.h5")
+    model.save_weights(weights)
+    fresh = built(compiled_model("feature_views", seed=4), x)
+    fresh.load_weights(weights)
+    for got, expected in zip(seed_states(fresh), trained, strict=True):
+        np.testing.assert_array_equal(got, expected)
+    assert max_difference(fresh, model) == 0.0
+
+
+def test_files_without_seed_states_still_load(tmp_path, monkeypatch):
+    x, y = problems.clustered(1, n=64)
+    model = compiled_model("feature_views")
+    model.fit(x, y, **{**FIT, "epochs": 1})
+    weights = os.path.join(tmp_path, "old.weights.h5")
+    archive = os.path.join(tmp_path, "old.keras")
+    with monkeypatch.context() as patch:  # files as written before seed states were saved
+        patch.setattr(ContrastiveModel, "save_own_variables", keras.Model.save_own_variables)
+        model.save_weights(weights)
+        model.save(archive)
+
+    fresh = built(compiled_model("feature_views", seed=4), x)
+    initial = seed_states(fresh)
+    fresh.load_weights(weights)
+    assert max_difference(fresh, model) == 0.0
+    for got, expected in zip(seed_states(fresh), initial, strict=True):
+        np.testing.assert_array_equal(got, expected)
+    loaded = keras.saving.load_model(archive)
+    assert max_difference(loaded, model) == 0.0
+
+
+def test_weights_load_into_a_model_with_other_random_layers(tmp_path):
+    x, y = problems.clustered(1, n=64)
+    model = compiled_model("feature_views")
+    model.fit(x, y, **{**FIT, "epochs": 1})
+    weights = os.path.join(tmp_path, "model.weights.h5")
+    model.save_weights(weights)
+
+    keras.utils.set_random_seed(3)
+    plain = ContrastiveModel(problems.encoder(), heads={"coarse": 8, "fine": 8})
+    plain.compile(optimizer=keras.optimizers.Adam(1e-2))
+    built(plain, x)
+    with pytest.warns(UserWarning, match="seed-generator states"):
+        plain.load_weights(weights)
+    assert max_difference(plain, model) == 0.0
