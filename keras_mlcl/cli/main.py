@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 
 DEFAULT_DATA = "fashion_mnist"
 DEFAULT_METHOD = "mlcl"
@@ -188,9 +189,14 @@ def run_evaluate(args):
     check_metrics_target(out, args.overwrite)
     dataset = load_dataset(args.data, data_dir=args.data_dir)
     metrics = {**evaluate_saved_run(args.model, dataset), "written_by": METRICS_WRITER}
-    partial = f"{out}.keras-mlcl-tmp-{os.getpid()}"
     try:
-        with open(partial, "w") as f:
+        handle, partial = tempfile.mkstemp(
+            prefix=f".{os.path.basename(out)}.keras-mlcl-tmp-", dir=os.path.dirname(out) or "."
+        )
+    except OSError as error:
+        raise UsageError(f"`--out` {out!r} cannot be written: {error.strerror}") from None
+    try:
+        with os.fdopen(handle, "w") as f:
             json.dump(metrics, f, indent=2)
         if os.path.dirname(os.path.abspath(out)) == folder:
             add_to_run(folder, os.path.basename(out))

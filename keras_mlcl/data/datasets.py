@@ -137,12 +137,11 @@ def _check_inputs(name, x, like=None):
                 f"`{name}` should hold finite values only. Row {rows[0]}{more} has NaN or Inf."
             )
     if like is not None:
-        text, like_text = x.dtype.kind in "USO", like.dtype.kind in "USO"
-        if text != like_text or x.shape[1:] != like.shape[1:]:
-            kind = lambda a: "strings" if a.dtype.kind in "USO" else "numbers"  # noqa: E731
+        kind, like_kind = (("strings" if a.dtype.kind in "USO" else "numbers") for a in (x, like))
+        if kind != like_kind or x.shape[1:] != like.shape[1:]:
             raise ValueError(
-                f"`{name}` should have the sample shape of `x`, {like.shape[1:]} ({kind(like)}). "
-                f"Received: `{name}.shape`={x.shape} ({kind(x)})"
+                f"`{name}` should have the sample shape of `x`, {like.shape[1:]} ({like_kind}). "
+                f"Received: `{name}.shape`={x.shape} ({kind})"
             )
     return x
 

@@ -94,13 +94,12 @@ def check_target(out, overwrite=False, protected=()):
             )
     if not os.path.isdir(out) or not os.listdir(out):
         return False
-    marker = read_marker(out)
-    foreign = foreign_files(out)
-    if marker is None:
+    if read_marker(out) is None:
         raise RunFolderError(
             f"The run folder {out!r} exists and is not a keras-mlcl run; nothing was touched. "
             "Choose a new or empty folder."
         )
+    foreign = foreign_files(out)
     if foreign:
         raise RunFolderError(
             f"The run folder {out!r} holds files that keras-mlcl did not write "
@@ -122,8 +121,8 @@ def _process_alive(pid, host):
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
-        return True
+    except OSError:  # e.g. another user's process: alive
+        pass
     return True
 
 
@@ -152,8 +151,6 @@ def _remove_run(folder):
     """Deletes a finished run's folder if it still holds only files its marker lists."""
     if read_marker(folder) is not None and not foreign_files(folder):
         shutil.rmtree(folder)
-        return True
-    return False
 
 
 @contextlib.contextmanager

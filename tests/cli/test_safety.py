@@ -174,7 +174,7 @@ def test_evaluate_refuses_other_widths_and_unreadable_models(tmp_path, capfd, sa
                 target.writestr(item, source.read(item))
             else:
                 target.writestr(item, b"{ broken")
-    data = write_bad(tmp_path, "fine")
+    data = os.path.join(tmp_path, "fine.npz")
     np.savez(data, x=np.zeros((10, 12), "float32"), y=np.arange(10) % 2)
     for model in (corrupt, truncated, damaged):
         capfd.readouterr()
