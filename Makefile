@@ -19,8 +19,10 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/keras-mlcl train --overwrite
 
-# The whole test suite, once per backend (tensorflow, jax, torch).
+# Lint, type-check the package, then the whole test suite once per backend (tensorflow,
+# jax, torch).
 test: install
 	$(VENV)/bin/ruff check keras_mlcl tests keras_mlcl_launcher.py scripts
+	$(VENV)/bin/mypy keras_mlcl
 	bash scripts/test_backends.sh $(PY)
 

@@ -20,10 +20,10 @@ import tempfile
 import keras
 
 import keras_mlcl
-from keras_mlcl.data import image_views
 from keras_mlcl.data import load_cifar100
 from keras_mlcl.evaluation import knn_accuracy_per_level
 from keras_mlcl.evaluation import linear_probe_per_level
+from keras_mlcl.layers import image_views
 
 
 def residual_block(x, filters, stride):

@@ -6,34 +6,45 @@ intents. The encoder is a small keras-hub BERT-style backbone built from a
 config, with a WordPiece vocabulary computed from the training texts (no
 download); views drop 10% of the tokens.
 
-    python examples/clinc150_text.py --data-dir ../shared/data/clinc150 --epochs 10
-    python examples/clinc150_text.py --smoke   # a few hundred texts, one epoch
+    python examples/clinc150_text.py --data-dir DIR --epochs 10   # DIR holds clinc150/
+    python examples/clinc150_text.py --smoke   # one epoch on 2% of the data
+
+The data folder is `--data-dir`, else `$KERAS_MLCL_DATA`. `--smoke` without either runs on the
+tiny synthetic CLINC150 in `examples/smoke_data/` (offline, a fresh clone is enough).
 """
 
 import argparse
+import os
 
 import keras
 
 import keras_mlcl
-from keras_mlcl.data import TokenDropout
-from keras_mlcl.data import load_clinc150
+from keras_mlcl.data import load_dataset
 from keras_mlcl.data import subsample
-from keras_mlcl.data import text_encoder
+from keras_mlcl.data.data_dirs import data_root
+from keras_mlcl.encoders import text_encoder
 from keras_mlcl.evaluation import linear_probe_per_level
+from keras_mlcl.layers import TokenDropout
+
+SMOKE_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "smoke_data")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", help="folder with data_full.json and domains.json")
+    parser.add_argument("--data-dir", help="data folder holding clinc150/ ($KERAS_MLCL_DATA)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--fraction", type=float, default=1.0)
     parser.add_argument("--ce-weight", type=float, default=1.0)
     parser.add_argument("--smoke", action="store_true", help="tiny run: 2%% of the data, 1 epoch")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.epochs, args.fraction = 1, 0.02
+        args.epochs = 1
+        if data_root(args.data_dir) is None:
+            args.data_dir = SMOKE_DATA
+        else:
+            args.fraction = 0.02
 
-    data = subsample(load_clinc150(args.data_dir), args.fraction, seed=0)
+    data = subsample(load_dataset("clinc150", data_dir=args.data_dir), args.fraction, seed=0)
     keras.utils.set_random_seed(0)
     preprocessor, encoder = text_encoder(list(data.x), sequence_length=32, hidden_dim=64)
     model = keras_mlcl.ContrastiveModel(

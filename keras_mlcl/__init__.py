@@ -2,6 +2,7 @@
 
 from keras_mlcl import data
 from keras_mlcl import distribution
+from keras_mlcl import encoders
 from keras_mlcl import evaluation
 from keras_mlcl import layers
 from keras_mlcl import losses
@@ -31,6 +32,7 @@ __all__ = [
     "__version__",
     "data",
     "distribution",
+    "encoders",
     "evaluation",
     "layers",
     "losses",

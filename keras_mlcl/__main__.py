@@ -1,7 +1,5 @@
 """`python -m keras_mlcl`: the `keras-mlcl` command."""
 
-import sys
+from keras_mlcl_launcher import main
 
-from keras_mlcl.cli.main import main
-
-sys.exit(main())
+main()

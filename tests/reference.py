@@ -1,5 +1,6 @@
-"""A plain NumPy (float64) reference of SPEC §1, written independently of the
-library: explicit sets and loops, no shared code with `keras_mlcl`."""
+"""A plain NumPy (float64) reference of the losses (weighted SupCon, its positive rules,
+HiMulCon), written independently of the library: explicit sets and loops, no shared code with
+`keras_mlcl`."""
 
 import math
 

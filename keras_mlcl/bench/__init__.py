@@ -1,9 +1,15 @@
-"""Benchmarks: speed (`keras_mlcl.bench.speed`) and quality (`keras_mlcl.bench.quality`)."""
+"""Benchmarks: speed (`keras_mlcl.bench.speed`) and quality (`keras_mlcl.bench.quality`).
 
-from keras_mlcl.bench.quality import DEFAULT_GRID
-from keras_mlcl.bench.quality import parse_grid
+The quality bench's grid and run settings are in `grid`, its hyper-parameter selection in
+`selection` and its text features in `text_features`; the speed bench's cases are in
+`speed_cases` and their backend-specific timing in `timing`. `report` writes the Markdown and
+the plots of both, and `machine` describes the machine both ran on.
+"""
+
+from keras_mlcl.bench.grid import DEFAULT_GRID
+from keras_mlcl.bench.grid import parse_grid
 from keras_mlcl.bench.quality import run_quality_bench
-from keras_mlcl.bench.quality import select_hyperparameters
+from keras_mlcl.bench.selection import select_hyperparameters
 from keras_mlcl.bench.speed import run_speed_bench
 
 __all__ = [

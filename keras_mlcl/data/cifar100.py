@@ -5,7 +5,9 @@ import pickle
 
 import numpy as np
 
-from keras_mlcl.data.datasets import LabeledDataset
+from keras_mlcl.data.data_dirs import data_root
+from keras_mlcl.data.labeled_dataset import LabeledDataset
+from keras_mlcl.data.registry import register_dataset
 
 _SOURCES = ("tfds", "pickle")
 # The only globals a CIFAR-100 pickle needs: NumPy's array reconstruction, and `bytes` as
@@ -41,14 +43,17 @@ def _read_pickle(path):
 
 
 def default_pickle_dirs():
-    """Folders searched for the CIFAR-100 python pickles, in order (Keras' download cache).
+    """Folders searched for the CIFAR-100 python pickles, in order.
 
+    `$KERAS_MLCL_DATA/cifar-100-python` when that variable is set, then Keras' download cache:
     `$KERAS_HOME/datasets/cifar-100-python-target/cifar-100-python` (Keras 3) and
     `$KERAS_HOME/datasets/cifar-100-python`, `KERAS_HOME` defaulting to `~/.keras`.
     """
     keras_home = os.path.expanduser(os.environ.get("KERAS_HOME", os.path.join("~", ".keras")))
     datasets = os.path.join(keras_home, "datasets")
-    return [
+    root = data_root()
+    own = [] if root is None else [os.path.join(root, "cifar-100-python")]
+    return own + [
         os.path.join(datasets, "cifar-100-python-target", "cifar-100-python"),
         os.path.join(datasets, "cifar-100-python"),
     ]
@@ -146,7 +151,9 @@ def _load_from_tfds(data_dir, download):
     return x, labels, x_test, test_labels, class_names
 
 
-def load_cifar100(source="tfds", data_dir=None, download=False):
+def load_cifar100(
+    source: str = "tfds", data_dir: str | os.PathLike[str] | None = None, download: bool = False
+) -> LabeledDataset:
     """Loads CIFAR-100 with levels `coarse` (20 superclasses) and `fine` (100 classes).
 
     Args:
@@ -189,3 +196,6 @@ def load_cifar100(source="tfds", data_dir=None, download=False):
         name="cifar100",
         class_names=class_names,
     )
+
+
+register_dataset("cifar100", lambda data_dir: load_cifar100(source="tfds", data_dir=data_dir))

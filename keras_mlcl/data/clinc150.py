@@ -5,30 +5,31 @@ import os
 
 import numpy as np
 
-from keras_mlcl.data.datasets import LabeledDataset
-from keras_mlcl.data.datasets import default_data_dirs
+from keras_mlcl.data.data_dirs import dataset_folder
+from keras_mlcl.data.labeled_dataset import LabeledDataset
+from keras_mlcl.data.registry import register_dataset
 
 OUT_OF_SCOPE = "oos"
+_FILES = ("data_full.json", "domains.json")
 
 
 def _resolve_folder(path):
-    if path is not None:
-        path = os.path.expanduser(os.fspath(path))
-        folders = [os.path.dirname(path) if os.path.isfile(path) else path]
+    if path is None:
+        folder = dataset_folder("clinc150", "clinc150")
     else:
-        folders = [os.path.join(root, "clinc150") for root in default_data_dirs()]
-    for folder in folders:
-        if os.path.isfile(os.path.join(folder, "data_full.json")) and os.path.isfile(
-            os.path.join(folder, "domains.json")
-        ):
-            return folder
-    raise FileNotFoundError(
-        f"CLINC150 ('data_full.json' and 'domains.json') was not found in {folders}. Pass "
-        "`path`, the folder holding both files (from github.com/clinc/oos-eval, CC BY 3.0)."
-    )
+        path = os.path.expanduser(os.fspath(path))
+        folder = os.path.dirname(path) if os.path.isfile(path) else path
+    if not all(os.path.isfile(os.path.join(folder, name)) for name in _FILES):
+        raise FileNotFoundError(
+            f"CLINC150 ('data_full.json' and 'domains.json') was not found in {folder!r}: it "
+            "should hold both files (from github.com/clinc/oos-eval, CC BY 3.0)."
+        )
+    return folder
 
 
-def load_clinc150(path=None, include_oos=False):
+def load_clinc150(
+    path: str | os.PathLike[str] | None = None, include_oos: bool = False
+) -> LabeledDataset:
     """Loads CLINC150 with levels `domain` (10, coarse) and `intent` (150, fine).
 
     Reads `data_full.json` (lists of `[text, intent]` under `train`, `val`, `test` and the
@@ -38,7 +39,7 @@ def load_clinc150(path=None, include_oos=False):
 
     Args:
         path: the folder holding both JSON files (or the path of `data_full.json`). When
-            `None`, `clinc150/` under each of `keras_mlcl.data.datasets.default_data_dirs()`.
+            `None`, `$KERAS_MLCL_DATA/clinc150`.
         include_oos: whether to add the out-of-scope utterances, as an 11th domain and 151st
             intent both named `"oos"` (last ids). Defaults to `False`.
 
@@ -49,7 +50,7 @@ def load_clinc150(path=None, include_oos=False):
 
     Example:
 
-    >>> data = load_clinc150("../shared/data/clinc150")
+    >>> data = load_clinc150("data/clinc150")
     >>> data.num_classes("domain"), data.num_classes("intent")
     (10, 150)
     """
@@ -98,3 +99,8 @@ def load_clinc150(path=None, include_oos=False):
         x_val=x_val,
         val_labels=val_labels,
     )
+
+
+register_dataset(
+    "clinc150", lambda data_dir: load_clinc150(dataset_folder("clinc150", "clinc150", data_dir))
+)

@@ -10,8 +10,11 @@ import os
 
 import numpy as np
 
-from keras_mlcl.data.datasets import LabeledDataset
-from keras_mlcl.data.datasets import load_npz
+from keras_mlcl.data.data_dirs import DATA_DIR_VARIABLE
+from keras_mlcl.data.data_dirs import data_root
+from keras_mlcl.data.labeled_dataset import LabeledDataset
+from keras_mlcl.data.npz import load_npz
+from keras_mlcl.data.registry import register_dataset
 
 FINE_CLASS_NAMES = (
     "T-shirt/top",
@@ -84,12 +87,14 @@ def _find_idx_file(folder, stem):
 def default_full_dirs():
     """Folders searched for the full Fashion-MNIST IDX files, in order.
 
-    Keras' download cache (`$KERAS_HOME/datasets/fashion-mnist`, `KERAS_HOME` defaulting to
-    `~/.keras`), then Debian's `dataset-fashion-mnist` package
-    (`/usr/share/datasets/fashion-mnist`).
+    `$KERAS_MLCL_DATA/fashion-mnist` when that variable is set, then Keras' download cache
+    (`$KERAS_HOME/datasets/fashion-mnist`, `KERAS_HOME` defaulting to `~/.keras`), then
+    Debian's `dataset-fashion-mnist` package (`/usr/share/datasets/fashion-mnist`).
     """
     keras_home = os.path.expanduser(os.environ.get("KERAS_HOME", os.path.join("~", ".keras")))
-    return [os.path.join(keras_home, "datasets", "fashion-mnist"), DEBIAN_DIR]
+    root = data_root()
+    own = [] if root is None else [os.path.join(root, "fashion-mnist")]
+    return own + [os.path.join(keras_home, "datasets", "fashion-mnist"), DEBIAN_DIR]
 
 
 def read_fashion_mnist_idx(path=None):
@@ -113,8 +118,10 @@ def read_fashion_mnist_idx(path=None):
         "The full Fashion-MNIST was not found: looked for the IDX files "
         f"({', '.join(stem + '[.gz]' for stem in _FILES.values())}) in {folders}. "
         "Fetch it once with `keras.datasets.fashion_mnist.load_data()` (downloads to "
-        "~/.keras/datasets/fashion-mnist) or `apt-get install dataset-fashion-mnist`, or pass "
-        "`path`. The bundled subset needs no download: `load_fashion_mnist()`."
+        "~/.keras/datasets/fashion-mnist) or `apt-get install dataset-fashion-mnist`, or put "
+        "them in DIR/fashion-mnist and pass --data-dir DIR (`load_dataset`'s `data_dir`) or "
+        f"set {DATA_DIR_VARIABLE}=DIR. The bundled subset needs no download: "
+        "`load_fashion_mnist()`."
     )
 
 
@@ -132,7 +139,9 @@ def _with_hierarchy(x, fine, x_test, fine_test, name):
     )
 
 
-def load_fashion_mnist(full=False, path=None):
+def load_fashion_mnist(
+    full: bool = False, path: str | os.PathLike[str] | None = None
+) -> LabeledDataset:
     """Loads Fashion-MNIST with levels `coarse` (5 garment groups) and `fine` (10 classes).
 
     Coarse groups (`COARSE_OF_FINE`): upper body {T-shirt/top, Pullover, Coat, Shirt},
@@ -144,7 +153,7 @@ def load_fashion_mnist(full=False, path=None):
             (600 and 200 per class, drawn stratified from the official splits). When `True`, the
             full 60,000 / 10,000 images read from local IDX files (no download).
         path: with `full=True`, the folder of IDX files; `None` searches Keras' cache
-            (`~/.keras/datasets/fashion-mnist`) then Debian's `/usr/share/datasets/fashion-mnist`.
+            (`default_full_dirs()`: `$KERAS_MLCL_DATA/fashion-mnist`, Keras' cache, Debian's).
 
     Returns:
         A `LabeledDataset`: `x` uint8 `(N, 28, 28)` images, labels `coarse` and `fine`, a test
@@ -169,3 +178,12 @@ def load_fashion_mnist(full=False, path=None):
     return _with_hierarchy(
         arrays["x"], arrays["y"], arrays["x_test"], arrays["y_test"], name="fashion_mnist_full"
     )
+
+
+register_dataset("fashion_mnist", lambda data_dir: load_fashion_mnist())
+register_dataset(
+    "fashion_mnist_full",
+    lambda data_dir: load_fashion_mnist(
+        full=True, path=None if data_dir is None else os.path.join(data_dir, "fashion-mnist")
+    ),
+)

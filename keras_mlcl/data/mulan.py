@@ -1,101 +1,36 @@
 """MULAN multi-label datasets (emotions, scene, medical, ...) from their ARFF and XML files.
 
-Includes a small ARFF reader for dense rows and sparse rows (`{index value, ...}`), which
-`scipy.io.arff` cannot read.
+The ARFF files, dense or sparse (`{index value, ...}` rows), are read with liac-arff.
 """
 
-import csv
 import math
 import os
 import xml.etree.ElementTree as ElementTree
 
+import arff
 import numpy as np
 
-from keras_mlcl.data.datasets import LabeledDataset
-from keras_mlcl.data.datasets import default_data_dirs
+from keras_mlcl.data.data_dirs import dataset_folder
+from keras_mlcl.data.labeled_dataset import LabeledDataset
+from keras_mlcl.data.registry import register_dataset
 
-_NUMERIC_TYPES = ("numeric", "real", "integer")
-
-
-def _split_name(rest):
-    """Splits `name type` of an `@attribute` line; the name may be quoted."""
-    rest = rest.strip()
-    if rest[:1] in ("'", '"'):
-        quote = rest[0]
-        end = 1
-        while end < len(rest):
-            if rest[end] == "\\":
-                end += 2
-                continue
-            if rest[end] == quote:
-                break
-            end += 1
-        if end >= len(rest):
-            raise ValueError(f"Unclosed quote in ARFF attribute declaration: {rest!r}")
-        name = rest[1:end].replace("\\" + quote, quote)
-        return name, rest[end + 1 :].strip()
-    parts = rest.split(None, 1)
-    if len(parts) != 2:
-        raise ValueError(f"An ARFF attribute should have a name and a type. Received: {rest!r}")
-    return parts[0], parts[1].strip()
+_SUFFIXES = ("-train.arff", "-test.arff", ".xml")
+# The MULAN sets `load_dataset` knows, as `mulan_<name>`.
+REGISTERED_NAMES = ("emotions", "medical", "scene")
 
 
-def _unquote(value):
-    value = value.strip()
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in ("'", '"'):
-        return value[1:-1]
-    return value
+def _nominal_numbers(values):
+    """How a nominal attribute's values read as numbers: their own value, else their index."""
+    try:
+        return {value: float(value) for value in values}
+    except ValueError:
+        return {value: float(index) for index, value in enumerate(values)}
 
 
-def _converter(name, kind):
-    """How to read one attribute's values.
+def parse_arff(text: str) -> tuple[list[str], np.ndarray]:
+    """Parses ARFF text with numeric and nominal attributes, dense or sparse rows, into floats.
 
-    Returns:
-        A tuple `(convert, zero)`: a function mapping one ARFF value (a string) to a float,
-        and the value an omitted entry of a sparse row takes (0, or for a nominal attribute
-        its first declared value).
-    """
-    lowered = kind.lower()
-    if lowered in _NUMERIC_TYPES:
-        return float, 0.0
-    if kind.startswith("{") and kind.endswith("}"):
-        values = [_unquote(v) for v in next(csv.reader([kind[1:-1]], quotechar="'"), [])]
-        if not values:
-            raise ValueError(f"ARFF nominal attribute {name!r} declares no values: {kind!r}")
-        try:
-            numbers = [float(v) for v in values]
-        except ValueError:
-            numbers = None
-        if numbers is not None:
-            table = dict(zip(values, numbers, strict=True))
-        else:
-            table = {value: float(index) for index, value in enumerate(values)}
-
-        def convert(value):
-            if value not in table:
-                raise ValueError(
-                    f"ARFF value {value!r} is not one of attribute {name!r}'s values {values}"
-                )
-            return table[value]
-
-        return convert, table[values[0]]
-    raise ValueError(
-        f"ARFF attribute {name!r} has type {kind!r}; only numeric and nominal attributes are "
-        "supported."
-    )
-
-
-def _convert(converters, index, value):
-    value = _unquote(value)
-    if value == "?":
-        return math.nan
-    return converters[index](value)
-
-
-def parse_arff(text):
-    """Parses ARFF text with numeric and nominal attributes, dense or sparse rows.
-
-    Dense rows list every value, comma-separated. Sparse rows `{index value, ...}` list the
+    The text is decoded by liac-arff (`arff.loads`). Sparse rows `{index value, ...}` list the
     non-zero values by 0-based attribute index; omitted attributes take the value 0 (for a
     nominal attribute, its first declared value, as in Weka). Nominal values that are numbers
     (e.g. `{0,1}`) keep their number; others become the value's index. `?` is read as NaN.
@@ -114,67 +49,29 @@ def parse_arff(text):
     >>> names, values.tolist()
     (['a', 'b'], [[0.5, 1.0], [0.0, 1.0]])
     """
-    names = []
+    try:
+        decoded = arff.loads(text)
+    except arff.ArffException as error:
+        raise ValueError(f"Cannot parse the ARFF text: {error}") from None
+    names = [name for name, _ in decoded["attributes"]]
     converters = []
-    defaults = []
-    rows = []
-    in_data = False
-    for line_number, raw_line in enumerate(text.splitlines(), start=1):
-        line = raw_line.strip()
-        if not line or line.startswith("%"):
-            continue
-        if not in_data:
-            parts = line.split(None, 1)
-            keyword = parts[0].lower()
-            rest = parts[1] if len(parts) == 2 else ""
-            if keyword == "@relation":
-                continue
-            if keyword == "@attribute":
-                name, kind = _split_name(rest)
-                convert, zero = _converter(name, kind)
-                names.append(name)
-                converters.append(convert)
-                defaults.append(zero)
-                continue
-            if keyword == "@data":
-                if not names:
-                    raise ValueError("ARFF text has `@data` before any `@attribute`.")
-                in_data = True
-                continue
-            raise ValueError(f"Unexpected ARFF header line {line_number}: {raw_line!r}")
-        if line.startswith("{"):
-            if not line.endswith("}"):
-                raise ValueError(f"Unclosed sparse ARFF row at line {line_number}: {raw_line!r}")
-            row = list(defaults)
-            body = line[1:-1].strip()
-            for item in body.split(",") if body else []:
-                parts = item.strip().split(None, 1)
-                if len(parts) != 2:
-                    raise ValueError(
-                        f"A sparse ARFF entry should be `index value`. Line {line_number}: {item!r}"
-                    )
-                index = int(parts[0])
-                if not 0 <= index < len(names):
-                    raise ValueError(
-                        f"Sparse ARFF index {index} at line {line_number} is out of range "
-                        f"(there are {len(names)} attributes)."
-                    )
-                row[index] = _convert(converters, index, parts[1])
+    for name, kind in decoded["attributes"]:
+        if isinstance(kind, list):
+            converters.append(_nominal_numbers(kind).__getitem__)
+        elif kind.upper() in ("NUMERIC", "REAL", "INTEGER"):
+            converters.append(float)
         else:
-            values = (
-                line.split(",")
-                if "'" not in line and '"' not in line
-                else next(csv.reader([line], quotechar="'", skipinitialspace=True))
+            raise ValueError(
+                f"ARFF attribute {name!r} has type {kind!r}; only numeric and nominal attributes "
+                "are supported."
             )
-            if len(values) != len(names):
-                raise ValueError(
-                    f"ARFF row at line {line_number} has {len(values)} values; expected "
-                    f"{len(names)} (one per attribute)."
-                )
-            row = [_convert(converters, i, value) for i, value in enumerate(values)]
-        rows.append(row)
-    if not in_data:
-        raise ValueError("ARFF text has no `@data` section.")
+    rows = [
+        [
+            math.nan if value is None else convert(value)
+            for convert, value in zip(converters, row, strict=True)
+        ]
+        for row in decoded["data"]
+    ]
     return names, np.asarray(rows, dtype="float64").reshape(len(rows), len(names))
 
 
@@ -192,26 +89,27 @@ def read_label_names(path):
 
 
 def _resolve_folder(name, path):
-    if path is not None:
+    if path is None:
+        folders = [dataset_folder(f"mulan_{name}", f"mulan/{name}")]
+    else:
         path = os.path.expanduser(os.fspath(path))
         folders = [path, os.path.join(path, name)]
-    else:
-        folders = [os.path.join(root, "mulan", name) for root in default_data_dirs()]
     for folder in folders:
-        if all(
-            os.path.isfile(os.path.join(folder, f"{name}{suffix}"))
-            for suffix in ("-train.arff", "-test.arff", ".xml")
-        ):
+        if all(os.path.isfile(os.path.join(folder, f"{name}{suffix}")) for suffix in _SUFFIXES):
             return folder
     raise FileNotFoundError(
         f"MULAN dataset {name!r} ('{name}-train.arff', '{name}-test.arff', '{name}.xml') was "
-        f"not found in {folders}. Pass `path`, the folder holding these files."
+        f"not found in {' or '.join(repr(folder) for folder in folders)}."
     )
 
 
 def _read_split(path, label_names):
     with open(path, encoding="utf-8") as file:
-        names, values = parse_arff(file.read())
+        text = file.read()
+    try:
+        names, values = parse_arff(text)
+    except ValueError as error:
+        raise ValueError(f"In {os.fspath(path)!r}: {error}") from None
     positions = {attribute: index for index, attribute in enumerate(names)}
     missing = [label for label in label_names if label not in positions]
     if missing:
@@ -225,7 +123,7 @@ def _read_split(path, label_names):
     return values[:, ~is_label].astype("float32"), labels.astype("int32")
 
 
-def load_mulan(name, path=None):
+def load_mulan(name: str, path: str | os.PathLike[str] | None = None) -> LabeledDataset:
     """Loads a MULAN multi-label dataset: `<name>-train.arff`, `<name>-test.arff`, `<name>.xml`.
 
     The label attributes are those named in `<name>.xml` (in the MULAN files, the last
@@ -234,7 +132,7 @@ def load_mulan(name, path=None):
     Args:
         name: the dataset's file stem, e.g. `"emotions"`, `"scene"` or `"medical"`.
         path: the folder holding the three files (or its parent holding `<name>/`). When
-            `None`, `mulan/<name>/` under each of `keras_mlcl.data.datasets.default_data_dirs()`.
+            `None`, `$KERAS_MLCL_DATA/mulan/<name>`.
 
     Returns:
         A `LabeledDataset` named `"mulan_<name>"`: `x` float32 `(N, num_features)`, one level
@@ -243,7 +141,7 @@ def load_mulan(name, path=None):
 
     Example:
 
-    >>> data = load_mulan("emotions", "../shared/data/mulan/emotions")
+    >>> data = load_mulan("emotions", "data/mulan/emotions")
     >>> data.x.shape, data.labels["labels"].shape
     ((391, 72), (391, 6))
     """
@@ -260,4 +158,13 @@ def load_mulan(name, path=None):
         test_labels={"labels": test_labels},
         name=f"mulan_{name}",
         class_names={"labels": label_names},
+    )
+
+
+for _name in REGISTERED_NAMES:
+    register_dataset(
+        f"mulan_{_name}",
+        lambda data_dir, name=_name: load_mulan(
+            name, dataset_folder(f"mulan_{name}", f"mulan/{name}", data_dir)
+        ),
     )

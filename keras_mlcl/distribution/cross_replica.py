@@ -9,13 +9,17 @@ replicas; `keras_mlcl` losses call them, so the loss of a sharded batch
 equals the single-device loss of the same global batch.
 """
 
+from contextlib import AbstractContextManager
+from typing import Any
+
 import keras
 from keras import ops
 
 from keras_mlcl.distribution import backend_collectives
+from keras_mlcl.utils.types import Tensor
 
 
-def replica_count():
+def replica_count() -> int:
     """The number of data-parallel replicas whose batches form the global batch.
 
     `num_replicas_in_sync` inside a TensorFlow replica context, the world
@@ -33,7 +37,7 @@ def replica_count():
     return backend_collectives.replica_count()
 
 
-def gather_across_replicas(values):
+def gather_across_replicas(values: Any) -> Any:
     """Concatenates every tensor of `values` along axis 0 across replicas.
 
     On one replica (and on JAX, whose arrays are global) `values` is
@@ -62,7 +66,7 @@ def gather_across_replicas(values):
     return keras.tree.map_structure(gather, values, none_is_leaf=True)
 
 
-def loss_scale_for_replicas():
+def loss_scale_for_replicas() -> float:
     """The factor for a replica's copy of a loss computed on the global batch.
 
     `1 / num_replicas_in_sync` on TensorFlow (its strategies *sum* the
@@ -76,7 +80,7 @@ def loss_scale_for_replicas():
     return backend_collectives.loss_scale()
 
 
-def local_rows(values, local_size):
+def local_rows(values: Tensor, local_size: int | Tensor) -> Tensor:
     """This replica's rows of a gathered `(N_global, ...)` tensor.
 
     Args:
@@ -94,7 +98,7 @@ def local_rows(values, local_size):
     return ops.take(values, indices, axis=0)
 
 
-def variable_scope(model):
+def variable_scope(model: Any) -> AbstractContextManager[Any]:
     """The context in which to create variables that `model`'s replicas share.
 
     Under a TensorFlow strategy, its scope (the new variables are mirrored

@@ -9,10 +9,12 @@ loss gathers embeddings and labels across processes (see
 optimizer applies them, so every process keeps the same weights.
 """
 
+from typing import Any
+
 from keras_mlcl.distribution import backend_collectives
 
 
-def broadcast_variables(model, source=0):
+def broadcast_variables(model: Any, source: int = 0) -> None:
     """Copies all of `model`'s variables from process `source` to the others.
 
     Call it once after building the model (and the optimizer, if it has
@@ -39,7 +41,7 @@ def broadcast_variables(model, source=0):
     backend_collectives.torch_broadcast(model.variables, source=source)
 
 
-def average_gradients_across_processes(model):
+def average_gradients_across_processes(model: Any) -> list[Any]:
     """Averages every trainable variable's gradient over the process group.
 
     Registers a hook on each trainable variable that all-reduces its

@@ -1,8 +1,9 @@
 """Evaluation of embeddings on host (NumPy in, floats out).
 
-kNN accuracy and linear probes per label level, multi-label metrics, 2-D
-plots, and a callback that logs `val_knn_<level>_acc` during `fit`. Uses
-scikit-learn and, for plots, matplotlib (both imported when first used).
+kNN accuracy, linear probes and retrieval metrics (Recall@k, mAP@R) per
+label level, multi-label metrics, 2-D plots, and a callback that logs
+`val_knn_<level>_acc` during `fit`. Uses scikit-learn and, for plots,
+matplotlib (both imported when first used).
 """
 
 from keras_mlcl.evaluation.callbacks import KNNCallback
@@ -12,6 +13,8 @@ from keras_mlcl.evaluation.linear_probe import linear_probe
 from keras_mlcl.evaluation.linear_probe import linear_probe_per_level
 from keras_mlcl.evaluation.multilabel_metrics import multilabel_metrics
 from keras_mlcl.evaluation.plots import plot_embeddings
+from keras_mlcl.evaluation.retrieval import retrieval_metrics
+from keras_mlcl.evaluation.retrieval import retrieval_metrics_per_level
 
 __all__ = [
     "KNNCallback",
@@ -21,4 +24,6 @@ __all__ = [
     "linear_probe_per_level",
     "multilabel_metrics",
     "plot_embeddings",
+    "retrieval_metrics",
+    "retrieval_metrics_per_level",
 ]

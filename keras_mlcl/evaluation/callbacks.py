@@ -2,12 +2,16 @@
 
 import inspect
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
 
 from keras_mlcl.evaluation.knn import KNN_METRICS
 from keras_mlcl.evaluation.knn import knn_accuracy
+from keras_mlcl.utils.types import ArrayLike
+from keras_mlcl.utils.types import LevelLabels
 from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_positive_int
 
@@ -91,8 +95,15 @@ class KNNCallback(keras.callbacks.Callback):
     """
 
     def __init__(
-        self, train_data, val_data, levels, k=20, every=1, metric="cosine", batch_size=None
-    ):
+        self,
+        train_data: tuple[ArrayLike, LevelLabels],
+        val_data: tuple[ArrayLike, LevelLabels],
+        levels: Sequence[str],
+        k: int = 20,
+        every: int = 1,
+        metric: str = "cosine",
+        batch_size: int | None = None,
+    ) -> None:
         super().__init__()
         if isinstance(levels, str):
             levels = [levels]
@@ -111,7 +122,7 @@ class KNNCallback(keras.callbacks.Callback):
         self.train_x, self.train_labels = _check_data("train_data", train_data, self.levels)
         self.val_x, self.val_labels = _check_data("val_data", val_data, self.levels)
 
-    def log_keys(self):
+    def log_keys(self) -> list[str]:
         """The keys this callback writes into `logs`, in level order."""
         return [f"val_knn_{level}_acc" for level in self.levels]
 
@@ -136,7 +147,7 @@ class KNNCallback(keras.callbacks.Callback):
         outputs = np.asarray(keras.ops.convert_to_numpy(outputs))
         return outputs.reshape(outputs.shape[0], -1)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if logs is None:
             return
         if (epoch + 1) % self.every != 0:

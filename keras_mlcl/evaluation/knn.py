@@ -5,6 +5,8 @@ import numpy as np
 from keras_mlcl.evaluation.multilabel_metrics import check_embeddings
 from keras_mlcl.evaluation.multilabel_metrics import check_level_dicts
 from keras_mlcl.evaluation.multilabel_metrics import check_train_test
+from keras_mlcl.utils.types import ArrayLike
+from keras_mlcl.utils.types import LevelLabels
 from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_positive_int
 
@@ -12,8 +14,13 @@ KNN_METRICS = ("cosine", "euclidean", "manhattan")
 
 
 def knn_accuracy(
-    train_embeddings, train_labels, test_embeddings, test_labels, k=20, metric="cosine"
-):
+    train_embeddings: ArrayLike,
+    train_labels: ArrayLike,
+    test_embeddings: ArrayLike,
+    test_labels: ArrayLike,
+    k: int = 20,
+    metric: str = "cosine",
+) -> float:
     """kNN accuracy of one label level, with a majority vote.
 
     Each test embedding gets the class held by most of its `k` nearest
@@ -75,8 +82,13 @@ def knn_accuracy(
 
 
 def knn_accuracy_per_level(
-    train_embeddings, train_labels, test_embeddings, test_labels, k=20, metric="cosine"
-):
+    train_embeddings: ArrayLike,
+    train_labels: LevelLabels,
+    test_embeddings: ArrayLike,
+    test_labels: LevelLabels,
+    k: int = 20,
+    metric: str = "cosine",
+) -> dict[str, float]:
     """`knn_accuracy` for each level of `{level: labels}` dicts.
 
     Args:

@@ -6,6 +6,8 @@ from keras_mlcl.evaluation.multilabel_metrics import check_embeddings
 from keras_mlcl.evaluation.multilabel_metrics import check_level_dicts
 from keras_mlcl.evaluation.multilabel_metrics import check_train_test
 from keras_mlcl.evaluation.multilabel_metrics import macro_f1
+from keras_mlcl.utils.types import ArrayLike
+from keras_mlcl.utils.types import LevelLabels
 from keras_mlcl.utils.validation import check_positive_float
 from keras_mlcl.utils.validation import check_positive_int
 
@@ -13,8 +15,13 @@ RANDOM_STATE = 0
 
 
 def linear_probe(
-    train_embeddings, train_labels, test_embeddings, test_labels, C=1.0, max_iter=1000
-):
+    train_embeddings: ArrayLike,
+    train_labels: ArrayLike,
+    test_embeddings: ArrayLike,
+    test_labels: ArrayLike,
+    C: float = 1.0,
+    max_iter: int = 1000,
+) -> float:
     """Test score of a logistic regression trained on frozen embeddings.
 
     The embeddings are standardised with the mean and standard deviation of
@@ -73,8 +80,13 @@ def linear_probe(
 
 
 def linear_probe_per_level(
-    train_embeddings, train_labels, test_embeddings, test_labels, C=1.0, max_iter=1000
-):
+    train_embeddings: ArrayLike,
+    train_labels: LevelLabels,
+    test_embeddings: ArrayLike,
+    test_labels: LevelLabels,
+    C: float = 1.0,
+    max_iter: int = 1000,
+) -> dict[str, float]:
     """`linear_probe` for each level of `{level: labels}` dicts.
 
     Args:

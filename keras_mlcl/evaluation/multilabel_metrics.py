@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from keras_mlcl.utils.types import ArrayLike
+
 
 def check_embeddings(name, embeddings):
     """Returns `embeddings` as a finite float NumPy array `(N, D)`, or raises."""
@@ -142,7 +144,9 @@ def macro_f1(y_true, y_pred):
     return float(f1_score(y_true, y_pred, labels=active, average="macro", zero_division=0))
 
 
-def multilabel_metrics(y_true, y_score, threshold=0.5):
+def multilabel_metrics(
+    y_true: ArrayLike, y_score: ArrayLike, threshold: float = 0.5
+) -> dict[str, float]:
     """Micro/macro-F1, mean average precision and Hamming loss.
 
     ```

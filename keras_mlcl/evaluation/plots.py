@@ -1,11 +1,13 @@
 """2-D plots of embeddings (t-SNE or PCA), coloured by each label level."""
 
 import os
+from typing import Any
 
 import numpy as np
 
 from keras_mlcl.evaluation.multilabel_metrics import check_embeddings
 from keras_mlcl.evaluation.multilabel_metrics import check_level_labels
+from keras_mlcl.utils.types import ArrayLike
 from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_positive_int
 
@@ -55,15 +57,15 @@ def project_2d(embeddings, method, seed):
 
 
 def plot_embeddings(
-    embeddings,
-    labels,
-    path,
-    method="tsne",
-    max_points=2000,
-    seed=0,
-    title=None,
-    class_names=None,
-):
+    embeddings: ArrayLike,
+    labels: Any,
+    path: str | os.PathLike[str],
+    method: str = "tsne",
+    max_points: int = 2000,
+    seed: int = 0,
+    title: str | None = None,
+    class_names: Any = None,
+) -> str | os.PathLike[str]:
     """Writes a PNG of the embeddings in 2-D, one panel per label level.
 
     The embeddings are mapped to 2-D with t-SNE (`sklearn.manifold.TSNE`,

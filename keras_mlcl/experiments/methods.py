@@ -140,10 +140,10 @@ def build_model(
     keys = levels if base == "mlcl" else sorted({target, *classifier})
 
     def to_y(labels):
-        y = {key: labels[key] for key in keys}
         if base == "himulcon":
             y = {key: labels[key] for key in classifier}
             y["hierarchy"] = np.stack([labels[level] for level in levels], axis=1)
-        return y
+            return y
+        return {key: labels[key] for key in keys}
 
     return model, to_y

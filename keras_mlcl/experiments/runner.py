@@ -1,10 +1,12 @@
 """One run: train a method on a dataset, evaluate it per level, save and export."""
 
+import contextlib
+import hashlib
 import json
 import os
+import sys
 import time
 import zipfile
-from contextlib import nullcontext
 
 import keras
 import numpy as np
@@ -15,31 +17,102 @@ from keras_mlcl.data import train_test_split
 from keras_mlcl.evaluation import knn_accuracy_per_level
 from keras_mlcl.evaluation import linear_probe_per_level
 from keras_mlcl.evaluation import plot_embeddings
+from keras_mlcl.evaluation import retrieval_metrics_per_level
 from keras_mlcl.experiments.encoders import Preprocessing
 from keras_mlcl.experiments.encoders import build_encoder
+from keras_mlcl.experiments.history import plot_loss_curves
+from keras_mlcl.experiments.history import write_history_csv
 from keras_mlcl.experiments.methods import build_model
 from keras_mlcl.experiments.methods import check_method_for_dataset
 from keras_mlcl.experiments.run_folder import run_folder
+from keras_mlcl.models.export import MissingTensorFlowError
+from keras_mlcl.models.text_export import export_text_saved_model
 from keras_mlcl.utils.validation import check_positive_int
 
 SERVING_CHECK = "serving_check.npz"
 EMBEDDINGS_PLOT = "embeddings.png"
+HISTORY_FILE = "history.csv"
+TENSORBOARD_FOLDER = "tensorboard"
+HELD_OUT = "held out: stratified 20% of the training data"
 
 
-def evaluate_embeddings(model, preprocessing, dataset, knn_k=20, batch_size=256):
-    """Linear-probe and kNN scores per level of `model`'s encoder embeddings."""
-    train = model.embed(preprocessing(dataset.x), batch_size=batch_size)
-    test = model.embed(preprocessing(dataset.x_test), batch_size=batch_size)
+@contextlib.contextmanager
+def phase(name, verbose):
+    """Reports a phase of a run on stderr: its name when it starts, its time when it ends."""
+    if not verbose:
+        yield
+        return
+    started = time.time()
+    print(f"keras-mlcl: {name} ...", end="", file=sys.stderr, flush=True)
+    try:
+        yield
+    except BaseException:
+        print(" failed", file=sys.stderr, flush=True)  # an error message gets its own line
+        raise
+    print(f" {time.time() - started:.1f} s", file=sys.stderr, flush=True)
+
+
+def data_fingerprint(dataset):
+    """A SHA-256 of a dataset's inputs and labels (every split), to recognise the same data."""
+    digest = hashlib.sha256()
+    splits = [(dataset.x, dataset.labels)]
+    if dataset.has_test:
+        splits.append((dataset.x_test, dataset.test_labels))
+    for x, labels in splits:
+        for array in [x] + [labels[level] for level in sorted(labels)]:
+            array = np.asarray(array)
+            if array.dtype.kind in "OUS":  # text: hash the strings, not object pointers
+                digest.update("\0".join(str(v) for v in array.ravel()).encode("utf-8"))
+            else:
+                digest.update(np.ascontiguousarray(array).tobytes())
+            digest.update(repr((array.dtype.str, array.shape)).encode())
+    return digest.hexdigest()
+
+
+def probe_split(dataset, fraction=1.0, seed=0):
+    """The rows a run trains (and probes, and kNN-references) on, and its test rows.
+
+    A dataset without a test split gets a stratified 20% held out with `seed`; then a stratified
+    `fraction` of the training rows is kept with `seed` and class ids are made dense. `train`
+    and `evaluate` both call this, so the same model on the same data gets the same scores.
+
+    Returns:
+        `(dataset, test_split, class_ids)`: the split dataset, how its test rows were chosen,
+        and the class-id mapping of `keras_mlcl.data.dense_class_ids`.
+    """
+    test_split = "given"
+    if not dataset.has_test:
+        dataset = train_test_split(dataset, test_fraction=0.2, seed=seed)
+        test_split = HELD_OUT
+    dataset = subsample(dataset, fraction, seed=seed)
+    dataset, class_ids = dense_class_ids(dataset)
+    return dataset, test_split, class_ids
+
+
+def evaluate_embeddings(model, preprocessing, dataset, knn_k=20, batch_size=256, verbose=0):
+    """Linear-probe, kNN and retrieval scores per level of `model`'s encoder embeddings.
+
+    The probe, the kNN references and the retrieval references are `dataset`'s training rows;
+    the scores are on its test rows (the queries). `retrieval` has the class-id levels only
+    (`keras_mlcl.evaluation.retrieval_metrics_per_level`). With `verbose`, each phase is
+    reported on stderr.
+    """
+    with phase("embedding", verbose):
+        train = model.embed(preprocessing(dataset.x), batch_size=batch_size)
+        test = model.embed(preprocessing(dataset.x_test), batch_size=batch_size)
     for name, embeddings in (("x", train), ("x_test", test)):
         if not np.all(np.isfinite(embeddings)):
             raise ValueError(
                 f"The model's embeddings of `{name}` hold NaN or Inf: the model diverged "
                 "(try a lower learning rate) or was saved with NaN weights."
             )
-    return {
-        "linear_probe": linear_probe_per_level(train, dataset.labels, test, dataset.test_labels),
-        "knn": knn_accuracy_per_level(train, dataset.labels, test, dataset.test_labels, k=knn_k),
-    }, test
+    with phase(f"linear probe ({len(dataset.levels)} levels)", verbose):
+        probe = linear_probe_per_level(train, dataset.labels, test, dataset.test_labels)
+    with phase(f"kNN, k={knn_k}", verbose):
+        knn = knn_accuracy_per_level(train, dataset.labels, test, dataset.test_labels, k=knn_k)
+    with phase("retrieval (Recall@k, mAP@R)", verbose):
+        retrieval = retrieval_metrics_per_level(test, dataset.test_labels, train, dataset.labels)
+    return {"linear_probe": probe, "knn": knn, "retrieval": retrieval}, test
 
 
 def train_and_evaluate(
@@ -57,14 +130,17 @@ def train_and_evaluate(
     protected=(),
     export=True,
     plots=True,
+    tensorboard=False,
     verbose="auto",
     model_options=None,
 ):
     """Trains `method` on `dataset`, evaluates it per level and writes the run.
 
     The run folder `out` gets `results.json`, `model.keras`, `saved_model/`
-    (with `serving_check.npz`: inputs and the outputs they gave), and
-    `embeddings.png`. It is written into a temporary sibling folder and moved
+    (with `serving_check.npz`: inputs and the outputs they gave),
+    `embeddings.png`, the training history `history.csv` (one row per epoch)
+    with `loss_<head>.png` for each head, and with `tensorboard=True` the
+    TensorBoard logs in `tensorboard/`. It is written into a temporary sibling folder and moved
     to `out` when complete (`keras_mlcl.experiments.run_folder`): `out` must
     be new, empty, or (with `overwrite=True`) a finished earlier run; a
     folder holding anything else is refused before training starts.
@@ -87,7 +163,9 @@ def train_and_evaluate(
         protected: paths the run folder must not contain (the input data).
         export: write the TF SavedModel.
         plots: write the t-SNE plot of test embeddings.
-        verbose: Keras' `fit` verbosity.
+        tensorboard: write TensorBoard logs (needs `out` and TensorFlow).
+        verbose: Keras' `fit` verbosity; unless 0, the later phases (probe,
+            kNN, export, plots) are reported on stderr too.
         model_options: optional dict of further `build_model` arguments
             (e.g. `ce_weight`, `coarse_temperature`, `coarse_weight`).
 
@@ -98,15 +176,15 @@ def train_and_evaluate(
     check_positive_int("epochs", epochs)
     check_positive_int("batch_size", batch_size)
     check_positive_int("views", views)
-    writing = nullcontext() if out is None else run_folder(out, "train", overwrite, protected)
+    if tensorboard and out is None:
+        raise ValueError("`tensorboard=True` needs a run folder `out` to write the logs to.")
+    writing = (
+        contextlib.nullcontext() if out is None else run_folder(out, "train", overwrite, protected)
+    )
     with writing as folder:
         started = time.time()
-        test_split = "given"
-        if not dataset.has_test:
-            dataset = train_test_split(dataset, test_fraction=0.2, seed=seed)
-            test_split = "held out: stratified 20% of the training data"
-        dataset = subsample(dataset, fraction, seed=seed)
-        dataset, class_ids = dense_class_ids(dataset)
+        fingerprint = data_fingerprint(dataset)
+        dataset, test_split, class_ids = probe_split(dataset, fraction, seed)
 
         keras.utils.set_random_seed(seed)
         preprocessing, encoder, augment = build_encoder(dataset.x)
@@ -121,10 +199,21 @@ def train_and_evaluate(
         )
         model.compile(optimizer=keras.optimizers.Adam(learning_rate))
         x = preprocessing(dataset.x)
+        callbacks = []
+        if tensorboard:
+            log_dir = os.path.join(folder, TENSORBOARD_FOLDER)
+            callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir))
         history = model.fit(
-            x, to_y(dataset.labels), batch_size=batch_size, epochs=epochs, verbose=verbose
+            x,
+            to_y(dataset.labels),
+            batch_size=batch_size,
+            epochs=epochs,
+            verbose=verbose,
+            callbacks=callbacks,
         )
-        scores, test_embeddings = evaluate_embeddings(model, preprocessing, dataset, batch_size=256)
+        scores, test_embeddings = evaluate_embeddings(
+            model, preprocessing, dataset, batch_size=256, verbose=verbose
+        )
         results = {
             "dataset": dataset.name,
             "method": method,
@@ -135,10 +224,18 @@ def train_and_evaluate(
             "batch_size": batch_size,
             "views": model.views,
             "temperature": temperature,
+            "learning_rate": learning_rate,
             "model_options": dict(model_options or {}),
             "train_size": int(len(dataset.x)),
             "test_size": int(len(dataset.x_test)),
             "test_split": test_split,
+            "data_fingerprint": fingerprint,
+            "probe_rows": {
+                "split": "train",
+                "fraction": fraction,
+                "seed": seed,
+                "count": int(len(dataset.x)),
+            },
             "levels": dataset.levels,
             "class_ids": class_ids,
             **scores,
@@ -150,14 +247,33 @@ def train_and_evaluate(
 
         results["preprocessing"] = preprocessing.record(folder)
         model.save(os.path.join(folder, "model.keras"))
+        write_history_csv(history.history, os.path.join(folder, HISTORY_FILE))
+        results["history_file"] = HISTORY_FILE
+        results["plots"] = {
+            "loss": plot_loss_curves(history.history, folder, f"{dataset.name}, {method}")
+        }
+        results["export"] = {"saved_model": None, "skipped": "not asked for (export=False)"}
         if export:
             export_path = os.path.join(folder, "saved_model")
-            model.export(export_path, verbose=False)
-            sample = x[:8]
-            outputs = model.predict(sample, verbose=0)
-            np.savez(os.path.join(export_path, SERVING_CHECK), inputs=sample, **outputs)
+            try:
+                with phase("SavedModel export", verbose):
+                    if preprocessing.kind == "text":
+                        export_text_saved_model(model, preprocessing.text, export_path)
+                    else:
+                        model.export(export_path, verbose=False)
+            except MissingTensorFlowError as error:
+                print(f"keras-mlcl: {error}; export skipped", file=sys.stderr)
+                results["export"] = {"saved_model": None, "skipped": str(error)}
+            else:
+                sample = x[:8]
+                outputs = model.predict(sample, verbose=0)
+                if preprocessing.kind == "text":
+                    sample = np.asarray(dataset.x[:8]).astype(str)  # `serve` takes raw strings
+                np.savez(os.path.join(export_path, SERVING_CHECK), inputs=sample, **outputs)
+                results["export"] = {"saved_model": "saved_model"}
         if plots:
-            results["plots"] = {"embeddings": _plot(dataset, method, test_embeddings, folder)}
+            with phase("t-SNE plot of the test embeddings", verbose):
+                results["plots"]["embeddings"] = _plot(dataset, method, test_embeddings, folder)
         results["total_seconds"] = round(time.time() - started, 1)
         with open(os.path.join(folder, "results.json"), "w") as f:
             json.dump(results, f, indent=2)
@@ -185,15 +301,31 @@ def _plot(dataset, method, test_embeddings, folder):
     return {"file": EMBEDDINGS_PLOT}
 
 
-def evaluate_saved_run(model_path, dataset, knn_k=20):
-    """Scores a saved `model.keras` (and its run's preprocessing) on `dataset`."""
+def evaluate_saved_run(model_path, dataset, knn_k=20, verbose=0):
+    """Scores a saved `model.keras` (and its run's preprocessing) on `dataset`.
+
+    When the run's `results.json` is beside the model and `dataset` is the data the run was
+    trained on (same `data_fingerprint`), the probe and the kNN references use the run's rows
+    (its `probe_rows`: held-out split and fraction, with its seed), so the scores are the run's.
+    Otherwise they use the whole training split (a held-out 20% test split with seed 0 when the
+    dataset has none). The result's `probe_rows` says which.
+
+    Args:
+        model_path: path to a `model.keras` written by `train_and_evaluate`.
+        dataset: a `LabeledDataset`.
+        knn_k: neighbours of the kNN classifier.
+        verbose: whether to report each phase on stderr.
+
+    Returns:
+        `{"model", "dataset", "probe_rows", "linear_probe", "knn", "retrieval"}`.
+    """
     folder = os.path.dirname(os.path.abspath(model_path))
     record_path = os.path.join(folder, "results.json")
+    run = {}
     if os.path.exists(record_path):
         with open(record_path) as f:
-            record = json.load(f).get("preprocessing", {"kind": None})
-    else:
-        record = {"kind": None}
+            run = json.load(f)
+    record = run.get("preprocessing", {"kind": None})
     if record["kind"] is None:
         from keras_mlcl.experiments.encoders import input_kind
 
@@ -209,10 +341,14 @@ def evaluate_saved_run(model_path, dataset, knn_k=20):
             f"The inputs `x` of {dataset.name!r} should have the sample shape the model was "
             f"trained on, {expected}. Received: {tuple(given)}"
         )
-    if not dataset.has_test:
-        dataset = train_test_split(dataset, test_fraction=0.2, seed=0)
-    scores, _ = evaluate_embeddings(model, preprocessing, dataset, knn_k=knn_k)
-    return {"model": model_path, "dataset": dataset.name, **scores}
+    rows = {"split": "train", "fraction": 1.0, "seed": 0}
+    if "probe_rows" in run and run.get("data_fingerprint") == data_fingerprint(dataset):
+        rows = {key: run["probe_rows"][key] for key in ("split", "fraction", "seed")}
+        rows["same_as"] = "the run that wrote the model"
+    dataset, _, _ = probe_split(dataset, rows["fraction"], rows["seed"])
+    rows["count"] = int(len(dataset.x))
+    scores, _ = evaluate_embeddings(model, preprocessing, dataset, knn_k=knn_k, verbose=verbose)
+    return {"model": model_path, "dataset": dataset.name, "probe_rows": rows, **scores}
 
 
 def load_model_file(path):

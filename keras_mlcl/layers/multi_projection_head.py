@@ -1,10 +1,15 @@
 """MultiProjectionHead: one ProjectionHead per level, label or label group."""
 
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 
 from keras_mlcl.layers.projection_head import ProjectionHead
 from keras_mlcl.layers.projection_head import clone_initializer
 from keras_mlcl.layers.projection_head import normalize_hidden_dims
+from keras_mlcl.utils.types import Tensor
 
 _HEAD_KEYS = ("output_dim", "hidden_dims", "activation", "normalize", "use_bias")
 
@@ -39,14 +44,14 @@ class MultiProjectionHead(keras.layers.Layer):
 
     def __init__(
         self,
-        heads,
-        hidden_dims=(512,),
-        activation="relu",
-        normalize=True,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        **kwargs,
-    ):
+        heads: Mapping[str, int],
+        hidden_dims: int | Sequence[int] | None = (512,),
+        activation: str | Any = "relu",
+        normalize: bool = True,
+        kernel_initializer: str | Any = "glorot_uniform",
+        bias_initializer: str | Any = "zeros",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if not isinstance(heads, dict) or not heads:
             raise ValueError(
@@ -86,23 +91,25 @@ class MultiProjectionHead(keras.layers.Layer):
             )
 
     @property
-    def head_names(self):
+    def head_names(self) -> list[str]:
         return list(self.projection_heads)
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
         for head in self.projection_heads.values():
             head.build(input_shape)
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> dict[str, Tensor]:
         return {name: head(inputs) for name, head in self.projection_heads.items()}
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(
+        self, input_shape: tuple[int | None, ...]
+    ) -> dict[str, tuple[int | None, ...]]:
         return {
             name: head.compute_output_shape(input_shape)
             for name, head in self.projection_heads.items()
         }
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {

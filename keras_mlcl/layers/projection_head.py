@@ -1,8 +1,13 @@
 """ProjectionHead: an MLP whose output is L2-normalised."""
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 from keras import ops
 
+from keras_mlcl.ops.normalization import l2_normalize
+from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_positive_int
 
 
@@ -66,15 +71,15 @@ class ProjectionHead(keras.layers.Layer):
 
     def __init__(
         self,
-        output_dim=128,
-        hidden_dims=(512,),
-        activation="relu",
-        normalize=True,
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        **kwargs,
-    ):
+        output_dim: int = 128,
+        hidden_dims: int | Sequence[int] | None = (512,),
+        activation: str | Any = "relu",
+        normalize: bool = True,
+        use_bias: bool = True,
+        kernel_initializer: str | Any = "glorot_uniform",
+        bias_initializer: str | Any = "zeros",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.output_dim = check_positive_int("output_dim", output_dim)
         self.hidden_dims = normalize_hidden_dims(hidden_dims)
@@ -97,27 +102,24 @@ class ProjectionHead(keras.layers.Layer):
             for i, size in enumerate(sizes)
         ]
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
         shape = tuple(input_shape)
         for layer in self.dense_layers:
             layer.build(shape)
             shape = layer.compute_output_shape(shape)
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         x = inputs
         for layer in self.dense_layers:
             x = layer(x)
         if not self.normalize:
             return x
-        x32 = ops.cast(x, "float32")
-        # Floor the squared norm, not the norm: sqrt has no finite gradient at 0.
-        norm = ops.sqrt(ops.maximum(ops.sum(ops.square(x32), axis=-1, keepdims=True), 1e-24))
-        return ops.cast(x32 / norm, self.compute_dtype)
+        return ops.cast(l2_normalize(x), self.compute_dtype)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return tuple(input_shape)[:-1] + (self.output_dim,)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {

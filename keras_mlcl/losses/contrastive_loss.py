@@ -8,14 +8,21 @@ from keras_mlcl.distribution import gather_across_replicas
 from keras_mlcl.distribution import local_rows
 from keras_mlcl.distribution import loss_scale_for_replicas
 from keras_mlcl.distribution import replica_count
+from keras_mlcl.ops.normalization import l2_normalize
 from keras_mlcl.utils.backend_utils import as_tensor
 from keras_mlcl.utils.backend_utils import concrete_numpy
+from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_choice
 
 REDUCTIONS = ("sum_over_batch_size", "mean", "mean_with_sample_weight", "sum", "none", None)
 
 
-def reduce_anchor_losses(losses, valid, sample_weight=None, reduction="sum_over_batch_size"):
+def reduce_anchor_losses(
+    losses: Tensor,
+    valid: Tensor,
+    sample_weight: Tensor | None = None,
+    reduction: str | None = "sum_over_batch_size",
+) -> Tensor:
     """Reduces per-anchor losses over the anchors that have positives.
 
     Args:
@@ -47,7 +54,7 @@ def reduce_anchor_losses(losses, valid, sample_weight=None, reduction="sum_over_
     return ops.divide_no_nan(total, n_valid)
 
 
-def embeddings_tensor(y_pred, name="y_pred", normalize=False):
+def embeddings_tensor(y_pred: Tensor, name: str = "y_pred", normalize: bool = False) -> Tensor:
     """Checks that `y_pred` is `(N, D)` embeddings and optionally L2-normalises.
 
     With `normalize=True`, rows of zero norm raise a `ValueError` when values
@@ -75,7 +82,7 @@ def embeddings_tensor(y_pred, name="y_pred", normalize=False):
             f"they have no direction to compare. Received zero rows at "
             f"indices {rows}"
         )
-    return y_pred / ops.maximum(norms, 1e-12)[:, None]
+    return l2_normalize(y_pred)
 
 
 class ContrastiveLoss(keras.losses.Loss):
@@ -108,17 +115,24 @@ class ContrastiveLoss(keras.losses.Loss):
             similarities are always computed in float32.
     """
 
-    def __init__(self, reduction="sum_over_batch_size", name=None, dtype=None):
+    def __init__(
+        self,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = None,
+        dtype: str | None = None,
+    ) -> None:
         check_choice("reduction", reduction, REDUCTIONS)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
-    def anchor_losses(self, y_true, y_pred):
+    def anchor_losses(self, y_true: Tensor, y_pred: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
-    def combine(self, term_losses):
+    def combine(self, term_losses: Tensor) -> Tensor:
         return term_losses
 
-    def __call__(self, y_true, y_pred, sample_weight=None):
+    def __call__(
+        self, y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None
+    ) -> Tensor:
         with keras.name_scope(self.name):
             replicas = replica_count()
             local_size = ops.shape(keras.tree.flatten(y_pred)[0])[0]
@@ -132,7 +146,3 @@ class ContrastiveLoss(keras.losses.Loss):
                 else:
                     value = value * loss_scale_for_replicas()
             return ops.cast(value, self.dtype)
-
-    def call(self, y_true, y_pred):
-        losses, valid = self.anchor_losses(y_true, y_pred)
-        return self.combine(reduce_anchor_losses(losses, valid, reduction="none"))

@@ -1,6 +1,7 @@
 """HiMulCon: hierarchical multi-label contrastive losses (Zhang et al., 2022)."""
 
 import math
+from typing import Any
 
 import keras
 from keras import ops
@@ -11,6 +12,7 @@ from keras_mlcl.ops import NORMALIZATIONS
 from keras_mlcl.ops import check_class_ids
 from keras_mlcl.ops import supcon_from_weights
 from keras_mlcl.utils.backend_utils import as_tensor
+from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_positive_float
 from keras_mlcl.utils.validation import check_same_batch_size
@@ -19,7 +21,7 @@ VARIANTS = ("hmc", "hce", "hmce")
 LEVEL_PENALTIES = {"exp": math.exp, "pow2": lambda x: 2.0**x}
 
 
-def hierarchy_level_weights(labels):
+def hierarchy_level_weights(labels: Tensor) -> Tensor:
     """Positive weights of every hierarchy depth, finest first.
 
     Depth `k = 1 .. L`: samples `i` and `j` are positives when their labels
@@ -100,15 +102,15 @@ class HiMulCon(ContrastiveLoss):
 
     def __init__(
         self,
-        variant="hmce",
-        temperature=0.1,
-        level_penalty="exp",
-        normalization="count",
-        normalize=False,
-        reduction="sum_over_batch_size",
-        name="himulcon",
-        dtype=None,
-    ):
+        variant: str = "hmce",
+        temperature: float = 0.1,
+        level_penalty: str = "exp",
+        normalization: str = "count",
+        normalize: bool = False,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "himulcon",
+        dtype: str | None = None,
+    ) -> None:
         super().__init__(reduction=reduction, name=name, dtype=dtype)
         self.variant = check_choice("variant", variant, VARIANTS)
         self.temperature = check_positive_float("temperature", temperature)
@@ -122,7 +124,7 @@ class HiMulCon(ContrastiveLoss):
                 f"`variant`={variant!r}"
             )
 
-    def anchor_losses(self, y_true, y_pred):
+    def anchor_losses(self, y_true: Tensor, y_pred: Tensor) -> tuple[Tensor, Tensor]:
         z = embeddings_tensor(y_pred, normalize=self.normalize)
         labels = as_tensor(y_true)
         if len(labels.shape) != 2 or not (
@@ -138,7 +140,7 @@ class HiMulCon(ContrastiveLoss):
         w = hierarchy_level_weights(labels)
         return supcon_from_weights(z, w, self.temperature, self.normalization)
 
-    def combine(self, term_losses):
+    def combine(self, term_losses: Tensor) -> Tensor:
         penalty = LEVEL_PENALTIES[self.level_penalty]
         n_levels = term_losses.shape[0]
         total = 0.0
@@ -155,7 +157,7 @@ class HiMulCon(ContrastiveLoss):
             total = total + level_loss
         return total / n_levels
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {

@@ -1,5 +1,9 @@
 """MultiLevelSupCon (MLCL): one SupCon term per projection head."""
 
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -13,6 +17,7 @@ from keras_mlcl.ops import check_labels_for_rule
 from keras_mlcl.ops import positive_weights
 from keras_mlcl.ops import supcon_from_weights
 from keras_mlcl.utils.backend_utils import as_tensor
+from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_non_negative_float
 from keras_mlcl.utils.validation import check_positive_float
@@ -135,12 +140,12 @@ class MultiLevelSupCon(ContrastiveLoss):
 
     def __init__(
         self,
-        heads,
-        normalization="count",
-        reduction="sum_over_batch_size",
-        name="multi_level_supcon",
-        dtype=None,
-    ):
+        heads: Mapping[str, Mapping[str, Any]],
+        normalization: str = "count",
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "multi_level_supcon",
+        dtype: str | None = None,
+    ) -> None:
         super().__init__(reduction=reduction, name=name, dtype=dtype)
         if not isinstance(heads, dict) or not heads:
             raise ValueError(
@@ -152,11 +157,17 @@ class MultiLevelSupCon(ContrastiveLoss):
         self.normalization = check_choice("normalization", normalization, NORMALIZATIONS)
 
     @property
-    def head_names(self):
+    def head_names(self) -> list[str]:
         return list(self.heads)
 
     @classmethod
-    def hierarchical(cls, levels=("coarse", "fine"), temperatures=None, weights=None, **kwargs):
+    def hierarchical(
+        cls,
+        levels: Sequence[str] = ("coarse", "fine"),
+        temperatures: float | Sequence[float] | Mapping[str, float] | None = None,
+        weights: float | Sequence[float] | Mapping[str, float] | None = None,
+        **kwargs: Any,
+    ) -> "MultiLevelSupCon":
         """One head per level of a label hierarchy, class ids per level.
 
         Args:
@@ -180,7 +191,14 @@ class MultiLevelSupCon(ContrastiveLoss):
         return cls(heads=heads, **kwargs)
 
     @classmethod
-    def multilabel(cls, groups, temperatures=None, weights=None, positives="any", **kwargs):
+    def multilabel(
+        cls,
+        groups: Mapping[str, Sequence[int]],
+        temperatures: float | Sequence[float] | Mapping[str, float] | None = None,
+        weights: float | Sequence[float] | Mapping[str, float] | None = None,
+        positives: str | Sequence[str] | Mapping[str, str] = "any",
+        **kwargs: Any,
+    ) -> "MultiLevelSupCon":
         """One head per label or label group of a multi-hot label matrix.
 
         Args:
@@ -227,7 +245,7 @@ class MultiLevelSupCon(ContrastiveLoss):
                 f"the heads of this loss. Received: {sorted(value)}"
             )
 
-    def head_labels(self, y_true):
+    def head_labels(self, y_true: Tensor | Mapping[str, Tensor]) -> dict[str, Tensor]:
         """The labels of each head, `{head: labels}`, from `y_true`."""
         if not isinstance(y_true, dict):
             missing = [n for n, c in self.heads.items() if c["columns"] is None]
@@ -263,12 +281,12 @@ class MultiLevelSupCon(ContrastiveLoss):
 
     def anchor_losses(
         self,
-        y_true,
-        y_pred,
-        reference_embeddings=None,
-        reference_labels=None,
-        reference_mask=None,
-    ):
+        y_true: Tensor | Mapping[str, Tensor],
+        y_pred: Mapping[str, Tensor],
+        reference_embeddings: Mapping[str, Tensor] | None = None,
+        reference_labels: Mapping[str, Tensor] | None = None,
+        reference_mask: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
         """Per-head, per-anchor losses `(H, N)` and validity, heads in order.
 
         Args:
@@ -351,7 +369,7 @@ class MultiLevelSupCon(ContrastiveLoss):
     def _weights(self, dtype):
         return ops.convert_to_tensor([c["weight"] for c in self.heads.values()], dtype=dtype)
 
-    def combine(self, term_losses):
+    def combine(self, term_losses: Tensor) -> Tensor:
         weights = self._weights(term_losses.dtype)
         if len(term_losses.shape) == 2:
             weights = weights[:, None]
@@ -359,13 +377,13 @@ class MultiLevelSupCon(ContrastiveLoss):
 
     def head_losses(
         self,
-        y_true,
-        y_pred,
-        sample_weight=None,
-        reference_embeddings=None,
-        reference_labels=None,
-        reference_mask=None,
-    ):
+        y_true: Tensor | Mapping[str, Tensor],
+        y_pred: Mapping[str, Tensor],
+        sample_weight: Tensor | None = None,
+        reference_embeddings: Mapping[str, Tensor] | None = None,
+        reference_labels: Mapping[str, Tensor] | None = None,
+        reference_mask: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         """Each head's reduced (unweighted) loss, `{head: scalar}`.
 
         Their sum weighted by each head's `"weight"` is the loss. Useful
@@ -387,7 +405,7 @@ class MultiLevelSupCon(ContrastiveLoss):
         reduced = reduce_anchor_losses(losses, valid, sample_weight, self.reduction)
         return {name: reduced[h] for h, name in enumerate(self.heads)}
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {

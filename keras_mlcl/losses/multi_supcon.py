@@ -1,5 +1,7 @@
 """MultiSupCon: Jaccard-weighted SupCon with a threshold on the weights."""
 
+from typing import Any
+
 import keras
 
 from keras_mlcl.losses.supcon import SupCon
@@ -39,14 +41,14 @@ class MultiSupCon(SupCon):
 
     def __init__(
         self,
-        temperature=0.1,
-        min_weight=0.3,
-        normalization="count",
-        normalize=False,
-        reduction="sum_over_batch_size",
-        name="multi_supcon",
-        dtype=None,
-    ):
+        temperature: float = 0.1,
+        min_weight: float = 0.3,
+        normalization: str = "count",
+        normalize: bool = False,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "multi_supcon",
+        dtype: str | None = None,
+    ) -> None:
         super().__init__(
             temperature=temperature,
             positives="jaccard",
@@ -58,7 +60,7 @@ class MultiSupCon(SupCon):
             dtype=dtype,
         )
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         del config["positives"]
         return config

@@ -1,5 +1,7 @@
 """SimDis: similarity-dissimilarity weighted SupCon for multi-label data."""
 
+from typing import Any
+
 import keras
 
 from keras_mlcl.losses.supcon import SupCon
@@ -39,13 +41,13 @@ class SimDisLoss(SupCon):
 
     def __init__(
         self,
-        temperature=0.07,
-        normalization="count",
-        normalize=False,
-        reduction="sum_over_batch_size",
-        name="simdis",
-        dtype=None,
-    ):
+        temperature: float = 0.07,
+        normalization: str = "count",
+        normalize: bool = False,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "simdis",
+        dtype: str | None = None,
+    ) -> None:
         super().__init__(
             temperature=temperature,
             positives="simdis",
@@ -56,7 +58,7 @@ class SimDisLoss(SupCon):
             dtype=dtype,
         )
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         del config["positives"], config["min_weight"]
         return config

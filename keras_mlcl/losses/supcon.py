@@ -1,5 +1,7 @@
 """SupCon: supervised contrastive loss (Khosla et al., 2020, L_out)."""
 
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -10,6 +12,7 @@ from keras_mlcl.ops import POSITIVE_RULES
 from keras_mlcl.ops import positive_weights
 from keras_mlcl.ops import supcon_from_weights
 from keras_mlcl.utils.backend_utils import as_tensor
+from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_non_negative_float
 from keras_mlcl.utils.validation import check_positive_float
@@ -62,15 +65,15 @@ class SupCon(ContrastiveLoss):
 
     def __init__(
         self,
-        temperature=0.1,
-        positives="equal",
-        normalization="count",
-        min_weight=0.0,
-        normalize=False,
-        reduction="sum_over_batch_size",
-        name="supcon",
-        dtype=None,
-    ):
+        temperature: float = 0.1,
+        positives: str = "equal",
+        normalization: str = "count",
+        min_weight: float = 0.0,
+        normalize: bool = False,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "supcon",
+        dtype: str | None = None,
+    ) -> None:
         super().__init__(reduction=reduction, name=name, dtype=dtype)
         self.temperature = check_positive_float("temperature", temperature)
         self.positives = check_choice("positives", positives, POSITIVE_RULES)
@@ -78,7 +81,7 @@ class SupCon(ContrastiveLoss):
         self.min_weight = check_non_negative_float("min_weight", min_weight)
         self.normalize = bool(normalize)
 
-    def anchor_losses(self, y_true, y_pred):
+    def anchor_losses(self, y_true: Tensor, y_pred: Tensor) -> tuple[Tensor, Tensor]:
         z = embeddings_tensor(y_pred, normalize=self.normalize)
         labels = as_tensor(y_true)
         check_same_batch_size("y_true", labels, "y_pred", z)
@@ -87,7 +90,7 @@ class SupCon(ContrastiveLoss):
             w = ops.where(w >= self.min_weight, w, 0.0)
         return supcon_from_weights(z, w, self.temperature, self.normalization)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {

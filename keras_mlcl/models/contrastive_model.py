@@ -1,6 +1,10 @@
 """ContrastiveModel: encoder, projection heads and MLCL training under `fit`."""
 
+import os
 import warnings
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -11,12 +15,17 @@ from keras_mlcl.distribution import variable_scope
 from keras_mlcl.layers import MultiProjectionHead
 from keras_mlcl.losses import ContrastiveLoss
 from keras_mlcl.losses import MultiLevelSupCon
+from keras_mlcl.models.classifier_metrics import ClassifierMetrics
+from keras_mlcl.models.classifier_metrics import classifier_outputs
+from keras_mlcl.models.classifier_metrics import metrics_per_level
+from keras_mlcl.models.classifier_metrics import set_compile_metrics
 from keras_mlcl.models.export import export_saved_model
 from keras_mlcl.models.export import input_signature_of
 from keras_mlcl.models.memory_bank import MemoryBank
 from keras_mlcl.models.monitored_metrics import MonitoredMetrics
 from keras_mlcl.models.monitored_metrics import accuracy_tracker
 from keras_mlcl.models.monitored_metrics import loss_tracker
+from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_non_negative_float
 from keras_mlcl.utils.validation import check_positive_int
 
@@ -74,8 +83,15 @@ class ContrastiveModel(keras.Model):
     `keras.distribution` (JAX), `tf.distribute` or `torch.distributed` give
     the single-device loss; see docs/scaling.md.
 
-    Sample weights: one weight per sample (per anchor, the same for every
-    head).
+    Sample weights: one weight per sample, applied to its anchors in every
+    head and to its cross-entropy terms. `fit(class_weight={class id:
+    weight})` weighs the samples by their class at the finest level (the
+    last head); see `fit`.
+
+    Metrics: `compile(metrics=...)` applies Keras metrics to the classifier
+    outputs, logged as `<level>_<name>` (e.g. `fine_accuracy`); see
+    `compile`. `build(input_shape)` builds every layer, so `summary()` shows
+    the heads' and classifiers' output shapes.
 
     NaN: a NaN in a batch's floating-point inputs or in any model output
     makes the loss (and every logged loss term) NaN, on every backend, so
@@ -107,16 +123,16 @@ class ContrastiveModel(keras.Model):
 
     def __init__(
         self,
-        encoder,
-        heads,
-        loss=None,
-        views=2,
-        augment=None,
-        classifier=None,
-        ce_weight=0.0,
-        memory_bank=None,
-        **kwargs,
-    ):
+        encoder: keras.Model,
+        heads: Mapping[str, int] | MultiProjectionHead,
+        loss: ContrastiveLoss | None = None,
+        views: int = 2,
+        augment: keras.layers.Layer | None = None,
+        classifier: Any = None,
+        ce_weight: float = 0.0,
+        memory_bank: MemoryBank | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if isinstance(heads, dict):
             heads = MultiProjectionHead(heads)
@@ -188,10 +204,35 @@ class ContrastiveModel(keras.Model):
         )
 
     @property
-    def head_names(self):
+    def head_names(self) -> list[str]:
         return self.heads.head_names
 
-    def call(self, inputs, training=False):
+    def build(self, input_shape):
+        """Builds the encoder, the heads and the classifiers for `input_shape`.
+
+        `augment` builds on its first call in `fit`.
+
+        Args:
+            input_shape: the shape of the encoder's inputs, batch axis
+                included (e.g. `(None, 16)`), or a structure of shapes for
+                an encoder with several inputs.
+        """
+        embedding_shape = None
+        if self.encoder.built:
+            try:
+                embedding_shape = self.encoder.compute_output_shape(input_shape)
+            except NotImplementedError:  # a layer without shape inference
+                pass
+        if embedding_shape is None:
+            # A symbolic call builds any encoder, as a first call on data would.
+            inputs = keras.tree.map_shape_structure(keras.KerasTensor, input_shape)
+            embedding_shape = self.encoder(inputs).shape
+        for layer in [self.heads, *self.classifier_layers.values()]:
+            if not layer.built:  # loading builds the heads from their own build config
+                layer.build(embedding_shape)
+        super().build(input_shape)
+
+    def call(self, inputs: Tensor, training: bool = False) -> dict[str, Tensor]:
         x = inputs
         if training and (self.views > 1 or self.augment is not None):
             copies = [
@@ -297,7 +338,9 @@ class ContrastiveModel(keras.Model):
             self.classifier, self.ce_trackers, self.accuracy_trackers, strict=True
         ):
             logits = ops.cast(y_pred[f"{level}_logits"], "float32")
-            ce, (correct, labelled) = classification_terms(classifier_labels[level], logits)
+            ce, (correct, labelled) = classification_terms(
+                classifier_labels[level], logits, sample_weight
+            )
             ce = surface_nan(ce)
             ce_tracker.update_state(ce)
             accuracy.update_state(correct, sample_weight=labelled)
@@ -308,8 +351,85 @@ class ContrastiveModel(keras.Model):
         # Keras' TF trainer sums replicas' gradients and un-scales the logged loss.
         return surface_nan(total) * loss_scale_for_replicas()
 
-    def fit(self, x=None, y=None, *args, **kwargs):
-        """`keras.Model.fit`, after checking the first batch (see class doc)."""
+    def compile(self, *args, metrics=None, weighted_metrics=None, **kwargs):
+        """`keras.Model.compile`, with `metrics` for the classifier outputs.
+
+        Args:
+            *args: `keras.Model.compile`'s arguments (`optimizer`, ...).
+            metrics: metrics of the classifiers: a list (applied to every
+                classifier level) or a dict `{level: metric or list}`. Each
+                gets the level's labels and class probabilities (softmax,
+                or sigmoid for multi-hot labels) over its labelled rows,
+                and is logged as `<level>_<name>` (e.g. `fine_accuracy`).
+                In training it sees every view. Defaults to None.
+            weighted_metrics: the same, also weighted by `sample_weight`
+                (or `class_weight`). Defaults to None.
+            **kwargs: `keras.Model.compile`'s other arguments.
+        """
+        if (metrics is not None or weighted_metrics is not None) and not self.classifier:
+            raise ValueError(
+                "`metrics` and `weighted_metrics` apply to the classifier outputs, and "
+                "this model has no `classifier`: build it with `classifier={level: "
+                f"num_classes}}` and `ce_weight` > 0. Received: `metrics`={metrics!r}, "
+                f"`weighted_metrics`={weighted_metrics!r}"
+            )
+        levels = list(self.classifier)
+        per_level = metrics_per_level(metrics, levels)
+        weighted_per_level = metrics_per_level(weighted_metrics, levels, "weighted_metrics")
+        super().compile(*args, **kwargs)
+        self._compile_config.config.update(metrics=metrics, weighted_metrics=weighted_metrics)
+        if per_level is not None or weighted_per_level is not None:
+            set_compile_metrics(self, ClassifierMetrics(per_level, weighted_per_level, levels))
+
+    def compile_from_config(self, config):
+        """Compiles the model as `get_compile_config` saved it (when loading)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.optimizer is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Updates the `compile` metrics on the classifier outputs; returns all metrics."""
+        if self._compile_metrics is not None:
+            _, classifier_labels = self._split_labels(y)
+            labels, probabilities, labelled, weights = {}, {}, {}, {}
+            for level, level_labels in classifier_labels.items():
+                logits = y_pred[f"{level}_logits"]
+                # In training the logits hold every view: row i is sample i % N.
+                rows = ops.arange(ops.shape(logits)[0]) % ops.shape(level_labels)[0]
+                labels[level], probabilities[level], labelled[level] = classifier_outputs(
+                    ops.take(level_labels, rows, axis=0), logits
+                )
+                if sample_weight is not None:
+                    flat = ops.reshape(keras.tree.flatten(sample_weight)[0], (-1,))
+                    weights[level] = ops.take(flat, rows, axis=0)
+            self._compile_metrics.update_state(
+                labels, probabilities, weights or None, labelled=labelled
+            )
+        return self.get_metrics_result()
+
+    def fit(self, x=None, y=None, *args, class_weight=None, **kwargs):
+        """`keras.Model.fit`, after checking the first batch (see class doc).
+
+        `class_weight` (a dict `{class id: weight}` for the finest level's
+        classes, the last head) becomes one weight per sample, applied to
+        that sample's contrastive anchors and cross-entropy terms, as
+        `sample_weight` would be; classes not in the dict weigh 1. It needs
+        array `x` and `y` and int class ids at the finest level (see
+        `sample_weight_from_class_weight` for the other cases).
+        """
+        if class_weight is not None:
+            if kwargs.get("sample_weight") is not None:
+                raise ValueError(
+                    "Pass either `class_weight` or `sample_weight` to `fit`, not both."
+                )
+            if y is None or isinstance(x, keras.utils.PyDataset) or hasattr(x, "__next__"):
+                raise ValueError(
+                    "`class_weight` needs array `x` and `y`. For a PyDataset, a "
+                    "tf.data.Dataset or a generator, yield `(x, y, sample_weight)` "
+                    "batches, with weights from `model.sample_weight_from_class_weight(y, "
+                    "class_weight)`."
+                )
+            kwargs["sample_weight"] = self.sample_weight_from_class_weight(y, class_weight)
         weights = kwargs.get("sample_weight")
         if isinstance(weights, dict):
             arrays = [np.asarray(w) for w in weights.values()]
@@ -320,6 +440,52 @@ class ContrastiveModel(keras.Model):
                 )
         self.check_training_data(x, y, kwargs.get("batch_size"))
         return super().fit(x, y, *args, **kwargs)
+
+    def sample_weight_from_class_weight(self, y, class_weight):
+        """One weight per sample from the class weights of the finest level.
+
+        Args:
+            y: the labels, as `fit` takes them (NumPy arrays).
+            class_weight: a dict `{class id: weight}` for the classes of the
+                finest level (the last head); classes not in it weigh 1.
+
+        Returns:
+            A float32 NumPy array `(N,)`: `class_weight[y_fine[i]]` for each
+            sample `i`, usable as `sample_weight` in `fit` or in the batches
+            of a `PyDataset`.
+
+        Example:
+
+        >>> encoder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8)])
+        >>> model = ContrastiveModel(encoder, heads={"coarse": 4, "fine": 4})
+        >>> y = {"coarse": np.array([0, 0, 1]), "fine": np.array([0, 1, 2])}
+        >>> model.sample_weight_from_class_weight(y, {1: 3.0}).tolist()
+        [1.0, 3.0, 1.0]
+        """
+        if not isinstance(class_weight, dict) or not all(
+            isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in class_weight
+        ):
+            raise ValueError(
+                "`class_weight` should be a dict {class id (int): weight} for the "
+                f"finest level's classes. Received: `class_weight`={class_weight!r}"
+            )
+        contrastive, _ = self._split_labels(y)
+        finest = self.head_names[-1]
+        labels = contrastive[finest] if isinstance(contrastive, dict) else contrastive
+        labels = np.asarray(keras.tree.map_structure(ops.convert_to_numpy, labels))
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(
+                f"`class_weight` needs one int class id per sample at the finest level "
+                f"{finest!r}; its labels have shape {labels.shape} and dtype "
+                f"{labels.dtype} (multi-hot or several columns). Pass `sample_weight` "
+                "(one weight per sample) instead."
+            )
+        weights = np.ones(labels.shape, dtype="float32")
+        for class_id, weight in class_weight.items():
+            weights[labels == class_id] = float(weight)
+        return weights
 
     def check_training_data(self, x, y=None, batch_size=None):
         """Raises a `ValueError` for training data that cannot work, before any step.
@@ -370,13 +536,18 @@ class ContrastiveModel(keras.Model):
                 {h: tuple(labels[h].shape[1:]) for h in self.contrastive_loss.heads},
             )
 
-    def embed(self, x, batch_size=None):
+    def embed(self, x: Any, batch_size: int | None = None) -> np.ndarray:
         """The encoder embedding of `x`, as NumPy."""
         return self.encoder.predict(x, batch_size=batch_size, verbose=0)
 
     def export(
-        self, filepath, format="tf_saved_model", input_signature=None, verbose=True, **kwargs
-    ):
+        self,
+        filepath: str | os.PathLike[str],
+        format: str = "tf_saved_model",
+        input_signature: Sequence[keras.InputSpec] | None = None,
+        verbose: bool = True,
+        **kwargs: Any,
+    ) -> None:
         """Exports the inference model (`call` with `training=False`).
 
         With `format="tf_saved_model"` this works from every backend: from
@@ -448,7 +619,7 @@ class ContrastiveModel(keras.Model):
         for state, value in zip(states, values, strict=True):
             state.assign(value)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         serialize = keras.saving.serialize_keras_object
         return {
             "name": self.name,
@@ -473,12 +644,19 @@ class ContrastiveModel(keras.Model):
         return cls(**config)
 
 
-def classification_terms(labels, logits):
+def classification_terms(labels, logits, sample_weight=None):
     """Mean cross-entropy and the accuracy of each labelled sample.
 
     Int labels `(N,)`: softmax cross-entropy and top-1 correctness; multi-hot
     `(N, K)`: sigmoid cross-entropy and the fraction of labels right. Rows
-    marked unlabelled (negative ids) count in neither.
+    marked unlabelled (negative ids) count in neither. With `sample_weight`,
+    the cross-entropy is the weighted sum over the labelled rows divided by
+    their number (as the contrastive loss reduces its anchors).
+
+    Args:
+        labels: `(N,)` int class ids or `(N, K)` multi-hot labels.
+        logits: `(N, C)` classifier logits.
+        sample_weight: optional `(N,)` weights. Defaults to None (all 1).
 
     Returns:
         `(cross_entropy, (correct, labelled))`: a scalar, the `(N,)`
@@ -489,10 +667,7 @@ def classification_terms(labels, logits):
         targets = ops.cast(labels, "float32")
         labelled = ops.cast(ops.all(targets >= 0, axis=-1), "float32")
         targets = ops.maximum(targets, 0.0)
-        per_label = (
-            ops.maximum(logits, 0.0) - logits * targets + ops.log1p(ops.exp(-ops.abs(logits)))
-        )
-        per_sample = ops.mean(per_label, axis=-1)
+        per_sample = keras.losses.binary_crossentropy(targets, logits, from_logits=True)
         correct = ops.mean(
             ops.cast(ops.equal(ops.cast(logits > 0, "float32"), targets), "float32"), -1
         )
@@ -502,7 +677,10 @@ def classification_terms(labels, logits):
         safe = ops.cast(ops.maximum(labels, 0), "int32")
         per_sample = keras.losses.sparse_categorical_crossentropy(safe, logits, from_logits=True)
         correct = ops.cast(ops.equal(ops.argmax(logits, axis=-1), safe), "float32")
-    ce = ops.divide_no_nan(ops.sum(per_sample * labelled), ops.sum(labelled))
+    weighted = labelled
+    if sample_weight is not None:
+        weighted = labelled * ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
+    ce = ops.divide_no_nan(ops.sum(per_sample * weighted), ops.sum(labelled))
     return ce, (correct * labelled, labelled)
 
 

@@ -8,20 +8,43 @@ process running the TensorFlow backend. The weights are the same; the
 SavedModel's graph is TensorFlow's trace of the same `keras.ops` code.
 Custom objects must be registered when `keras_mlcl` (and any module named in
 `modules`) is imported.
+
+A SavedModel is a TensorFlow format: without TensorFlow installed the export
+raises `MissingTensorFlowError` (one line that says what to install) before
+doing any work.
 """
 
 import argparse
 import importlib
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 
 import keras
 
+EXPORT_NEEDS_TENSORFLOW = (
+    "exporting a SavedModel needs TensorFlow: pip install 'keras-mlcl[export]' or tensorflow"
+)
 
-def input_signature_of(model):
+
+class MissingTensorFlowError(ImportError):
+    """Raised when a SavedModel export is asked for and TensorFlow is not installed."""
+
+
+def check_tensorflow_installed() -> None:
+    """Raises `MissingTensorFlowError` unless TensorFlow can be imported.
+
+    Only looks the module up (no import), so it is cheap under every backend.
+    """
+    if importlib.util.find_spec("tensorflow") is None:
+        raise MissingTensorFlowError(EXPORT_NEEDS_TENSORFLOW)
+
+
+def input_signature_of(model: keras.Model) -> list[keras.InputSpec]:
     """`[keras.InputSpec]` from a model's encoder inputs, batch left open."""
     encoder = getattr(model, "encoder", model)
     inputs = getattr(encoder, "inputs", None)
@@ -33,7 +56,13 @@ def input_signature_of(model):
     return [keras.InputSpec(shape=(None,) + tuple(t.shape[1:]), dtype=str(t.dtype)) for t in inputs]
 
 
-def export_saved_model(model, filepath, input_signature, modules=(), verbose=False):
+def export_saved_model(
+    model: keras.Model,
+    filepath: str | os.PathLike[str],
+    input_signature: Sequence[keras.InputSpec],
+    modules: Sequence[str] = (),
+    verbose: bool = False,
+) -> None:
     """Writes `model` as a TF SavedModel with a `serve` endpoint.
 
     Under the torch backend the export runs in a TensorFlow-backend child
@@ -46,7 +75,11 @@ def export_saved_model(model, filepath, input_signature, modules=(), verbose=Fal
         modules: modules the child process imports to register custom
             objects (torch backend only).
         verbose: print Keras' export summary.
+
+    Raises:
+        MissingTensorFlowError: TensorFlow is not installed (checked first).
     """
+    check_tensorflow_installed()
     if keras.backend.backend() != "torch":
         keras.Model.export(
             model,
@@ -82,7 +115,15 @@ def export_saved_model(model, filepath, input_signature, modules=(), verbose=Fal
         print(result.stdout)
 
 
-def main(argv=None):
+def load_in_child(source: str, modules: Sequence[str]) -> keras.Model:
+    """In an export child process: registers the custom objects, then loads `source`."""
+    importlib.import_module("keras_mlcl")
+    for module in modules:
+        importlib.import_module(module)
+    return keras.saving.load_model(source, compile=False)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     """Child-process entry: load a `.keras` file and export it (TF backend)."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("source")
@@ -90,10 +131,7 @@ def main(argv=None):
     parser.add_argument("--signature", required=True)
     parser.add_argument("--modules", nargs="*", default=[])
     args = parser.parse_args(argv)
-    importlib.import_module("keras_mlcl")
-    for module in args.modules:
-        importlib.import_module(module)
-    model = keras.saving.load_model(args.source, compile=False)
+    model = load_in_child(args.source, args.modules)
     signature = [
         keras.InputSpec(shape=tuple(s["shape"]), dtype=s["dtype"])
         for s in json.loads(args.signature)

@@ -1,9 +1,13 @@
 """MemoryBank: a cross-batch queue of past embeddings and labels per head."""
 
+from collections.abc import Mapping
+from typing import Any
+
 import keras
 from keras import ops
 
 from keras_mlcl.distribution import gather_across_replicas
+from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_positive_int
 
 
@@ -61,10 +65,12 @@ class MemoryBank(keras.layers.Layer):
         self.filled = None
 
     @property
-    def head_names(self):
+    def head_names(self) -> list[str]:
         return list(self.embedding_dims or {})
 
-    def build(self, embedding_dims, label_shapes):
+    def build(
+        self, embedding_dims: Mapping[str, int], label_shapes: Mapping[str, tuple[int, ...]]
+    ) -> None:
         """Creates the slots.
 
         Args:
@@ -125,7 +131,7 @@ class MemoryBank(keras.layers.Layer):
                 "`model.build_memory_bank(x, y)` (or `bank.build(embedding_dims, label_shapes)`)."
             )
 
-    def references(self):
+    def references(self) -> dict[str, Any]:
         """The bank's contents for `MultiLevelSupCon.head_losses`.
 
         Returns:
@@ -145,7 +151,7 @@ class MemoryBank(keras.layers.Layer):
             < ops.convert_to_tensor(self.filled),
         }
 
-    def update(self, embeddings, labels):
+    def update(self, embeddings: Mapping[str, Tensor], labels: Mapping[str, Tensor]) -> None:
         """Pushes a batch to the front of the bank; the oldest rows drop out.
 
         Under data parallelism the batch is first gathered across replicas,
@@ -180,7 +186,7 @@ class MemoryBank(keras.layers.Layer):
         filled = ops.convert_to_tensor(self.filled) + ops.cast(n, "int32")
         self.filled.assign(ops.minimum(filled, self.size))
 
-    def reset(self):
+    def reset(self) -> None:
         """Empties the bank."""
         self._check_built()
         for head in self.embedding_dims:
@@ -198,7 +204,7 @@ class MemoryBank(keras.layers.Layer):
         if config:
             self.build(config["embedding_dims"], config["label_shapes"])
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"size": self.size})
         return config

@@ -1,6 +1,6 @@
 """The SupCon kernel and the positive rules, in pure `keras.ops`."""
 
-from keras_mlcl.ops.positives import MULTI_HOT_RULES
+from keras_mlcl.ops.normalization import l2_normalize
 from keras_mlcl.ops.positives import POSITIVE_RULES
 from keras_mlcl.ops.positives import check_class_ids
 from keras_mlcl.ops.positives import check_labels_for_rule
@@ -9,11 +9,11 @@ from keras_mlcl.ops.supcon import NORMALIZATIONS
 from keras_mlcl.ops.supcon import supcon_from_weights
 
 __all__ = [
-    "MULTI_HOT_RULES",
     "NORMALIZATIONS",
     "POSITIVE_RULES",
     "check_class_ids",
     "check_labels_for_rule",
+    "l2_normalize",
     "positive_weights",
     "supcon_from_weights",
 ]

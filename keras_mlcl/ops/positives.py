@@ -5,13 +5,13 @@ from keras import ops
 
 from keras_mlcl.utils.backend_utils import as_tensor
 from keras_mlcl.utils.backend_utils import concrete_numpy
+from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_choice
 
 POSITIVE_RULES = ("equal", "any", "exact", "jaccard", "simdis")
-MULTI_HOT_RULES = ("any", "exact", "jaccard", "simdis")
 
 
-def check_class_ids(labels, name="labels"):
+def check_class_ids(labels: Tensor, name: str = "labels") -> None:
     """Raises a `ValueError` if float class ids are not all whole numbers.
 
     Class ids may come as floats (`1.0`, `2.0`, as from a CSV); a `1.5` would
@@ -39,7 +39,7 @@ def check_class_ids(labels, name="labels"):
         )
 
 
-def check_labels_for_rule(labels, rule, name="labels"):
+def check_labels_for_rule(labels: Tensor, rule: str, name: str = "labels") -> Tensor:
     """Checks the rank, dtype and class ids of `labels` for `rule` and returns them.
 
     `"equal"` takes integer class ids `(N,)` (or `(N, 1)`), float ids when
@@ -89,7 +89,7 @@ def check_labels_for_rule(labels, rule, name="labels"):
     return labels
 
 
-def positive_weights(labels, rule="equal", name="labels"):
+def positive_weights(labels: Tensor, rule: str = "equal", name: str = "labels") -> Tensor:
     """The `(N, N)` positive-weight matrix of one head's labels.
 
     | rule | labels | w_ij |

@@ -1,8 +1,11 @@
 """The weighted supervised-contrastive kernel every loss is built on."""
 
+from typing import Any
+
 from keras import ops
 
 from keras_mlcl.utils.backend_utils import as_tensor
+from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_choice
 
 NORMALIZATIONS = ("count", "weight")
@@ -13,14 +16,14 @@ _MASKED_LOGIT = -1e9
 
 
 def supcon_from_weights(
-    z,
-    w,
-    temperature,
-    normalization="count",
-    reference=None,
-    reference_weights=None,
-    reference_mask=None,
-):
+    z: Tensor,
+    w: Tensor,
+    temperature: float | Tensor,
+    normalization: str = "count",
+    reference: Tensor | None = None,
+    reference_weights: Tensor | None = None,
+    reference_mask: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
     """Per-anchor supervised contrastive loss from a positive-weight matrix.
 
     For every anchor `i` the loss is the weighted negative log-probability of
@@ -149,7 +152,7 @@ def _reference_terms(z, reference, reference_weights, reference_mask, inverse_te
     return logits, reference_weights
 
 
-_BATCH_KERNELS = {}
+_BATCH_KERNELS: dict[str, Any] = {}
 
 
 def _batch_kernel(normalization):

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 from keras_mlcl.bench import quality
-from keras_mlcl.bench.quality import parse_grid
-from keras_mlcl.bench.quality import results_table
+from keras_mlcl.bench import selection
+from keras_mlcl.bench.grid import parse_grid
 from keras_mlcl.bench.quality import run_quality_bench
-from keras_mlcl.bench.quality import select_hyperparameters
 from keras_mlcl.bench.quality import summarize
-from keras_mlcl.bench.quality import tfidf_features
+from keras_mlcl.bench.report import results_table
+from keras_mlcl.bench.selection import select_hyperparameters
+from keras_mlcl.bench.text_features import tfidf_features
 from keras_mlcl.data import LabeledDataset
 from keras_mlcl.data import load_npz
 
@@ -60,6 +61,7 @@ def bench(tmp_path_factory):
 
     patch = pytest.MonkeyPatch()
     patch.setattr(quality, "train_and_evaluate", recording)
+    patch.setattr(selection, "train_and_evaluate", recording)
     try:
         out = os.path.join(folder, "out")
         results = run_quality_bench(
@@ -70,7 +72,7 @@ def bench(tmp_path_factory):
     return {"data": data, "out": out, "results": results, "calls": calls}
 
 
-def test_results_json_has_the_spec_shape_and_scores_in_0_1(bench):
+def test_results_json_has_the_documented_shape_and_scores_in_0_1(bench):
     with open(os.path.join(bench["out"], "results.json")) as f:
         written = json.load(f)
     assert written == bench["results"]

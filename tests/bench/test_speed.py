@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from keras import ops
 
+from keras_mlcl.bench.report import speed_table
 from keras_mlcl.bench.speed import CASES
 from keras_mlcl.bench.speed import QUICK
 from keras_mlcl.bench.speed import TARGETS
-from keras_mlcl.bench.speed import markdown_table
 from keras_mlcl.bench.speed import run_speed_bench
 from keras_mlcl.ops import positive_weights
 from keras_mlcl.ops import supcon_from_weights
@@ -122,7 +122,7 @@ def test_markdown_table_of_known_results():
     }
     skipped = dict(entry, ratio=None, meets_target=None, skipped=True, reason="no peer")
     skipped.update(better="higher", target=2.5)
-    table = markdown_table({"supcon_vs_matmul": entry, "vs_pml_supcon": skipped})
+    table = speed_table({"supcon_vs_matmul": entry, "vs_pml_supcon": skipped})
     assert "| `supcon_vs_matmul` | 1.25 | <= 1.3 | yes | 5.00 (loss) | 4.00 (matmul) |" in table
     assert "| `vs_pml_supcon` | skipped | >= 2.5 | - | - | - | no peer |" in table
 

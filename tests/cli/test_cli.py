@@ -22,7 +22,7 @@ print(max(float(np.abs(out[k].numpy() - check[k]).max()) for k in out))
 
 
 def write_unseen_npz(path, n=240, seed=0):
-    """A 2-level vector dataset in the SPEC format, never seen by the project."""
+    """A 2-level vector dataset in the `.npz` format (`x`, `y_<level>`), new to the project."""
     rng = np.random.default_rng(seed)
     fine = rng.integers(0, 6, size=n)
     centres = rng.normal(size=(6, 12)) * 3

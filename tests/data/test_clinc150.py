@@ -7,18 +7,18 @@ import pytest
 from keras_mlcl.data import load_clinc150
 from keras_mlcl.data import load_dataset
 
-SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data")
-CLINC150 = os.path.join(SHARED_DATA, "clinc150")
 
-needs_clinc150 = pytest.mark.skipif(
-    not os.path.isfile(os.path.join(CLINC150, "data_full.json")),
-    reason="CLINC150 is not in ../shared/data",
-)
+@pytest.fixture
+def clinc150(shared_data):
+    """The real CLINC150 folder; skips when it is absent."""
+    folder = os.path.join(shared_data, "clinc150")
+    if not os.path.isfile(os.path.join(folder, "data_full.json")):
+        pytest.skip(f"CLINC150 is not in {shared_data}")
+    return folder
 
 
-@needs_clinc150
-def test_real_clinc150_counts_and_hierarchy():
-    data = load_clinc150(CLINC150)
+def test_real_clinc150_counts_and_hierarchy(clinc150):
+    data = load_clinc150(clinc150)
     assert data.name == "clinc150" and data.levels == ["domain", "intent"]
     assert data.x.shape == (15000,) and data.x_val.shape == (3000,) and data.x_test.shape == (4500,)
     assert isinstance(data.x[0], str) and len(data.x[0]) > 0
@@ -32,9 +32,9 @@ def test_real_clinc150_counts_and_hierarchy():
     )
     np.testing.assert_array_equal(np.bincount(data.labels["domain"]), [1500] * 10)
     # Every label agrees with the raw files.
-    with open(os.path.join(CLINC150, "data_full.json"), encoding="utf-8") as file:
+    with open(os.path.join(clinc150, "data_full.json"), encoding="utf-8") as file:
         raw = json.load(file)
-    with open(os.path.join(CLINC150, "domains.json"), encoding="utf-8") as file:
+    with open(os.path.join(clinc150, "domains.json"), encoding="utf-8") as file:
         domains = json.load(file)
     domain_of = {intent: domain for domain, intents in domains.items() for intent in intents}
     for split, x, labels in [
@@ -50,19 +50,30 @@ def test_real_clinc150_counts_and_hierarchy():
         ]
 
 
-@needs_clinc150
-def test_real_clinc150_with_out_of_scope():
-    data = load_clinc150(os.path.join(CLINC150, "data_full.json"), include_oos=True)
+def test_real_clinc150_with_out_of_scope(clinc150):
+    data = load_clinc150(os.path.join(clinc150, "data_full.json"), include_oos=True)
     assert (len(data.x), len(data.x_val), len(data.x_test)) == (15100, 3100, 5500)
     assert data.class_names["intent"][-1] == "oos" and data.class_names["domain"][-1] == "oos"
     assert np.sum(data.test_labels["intent"] == 150) == 1000
     assert np.all(data.test_labels["domain"][data.test_labels["intent"] == 150] == 10)
 
 
-@needs_clinc150
-def test_load_dataset_clinc150():
-    data = load_dataset("clinc150", data_dir=SHARED_DATA)
+def test_load_dataset_clinc150(clinc150):
+    data = load_dataset("clinc150", data_dir=os.path.dirname(clinc150))
     assert len(data.x) == 15000 and data.num_classes("intent") == 150
+    # The same through KERAS_MLCL_DATA (set by the fixture), without `data_dir`.
+    assert load_dataset("clinc150").x.tolist() == data.x.tolist()
+
+
+def test_clinc150_without_a_data_folder_is_a_one_line_error(no_data_dir):
+    message = (
+        "dataset 'clinc150' needs its files: pass --data-dir DIR (`data_dir` in Python) "
+        "or set KERAS_MLCL_DATA=DIR (looked for DIR/clinc150)"
+    )
+    for load in (load_clinc150, lambda: load_dataset("clinc150")):
+        with pytest.raises(FileNotFoundError) as error:
+            load()
+        assert str(error.value) == message
 
 
 def test_tiny_clinc150_layout(tmp_path):

@@ -7,6 +7,7 @@ from keras_mlcl.data import LabeledDataset
 from keras_mlcl.data import dataset_names
 from keras_mlcl.data import load_dataset
 from keras_mlcl.data import load_npz
+from keras_mlcl.data import register_dataset
 from keras_mlcl.data import save_npz
 from keras_mlcl.data import subsample
 from keras_mlcl.data import train_test_split
@@ -312,6 +313,29 @@ def test_validation_split():
         validation_split(data, fraction=1.0)
 
 
+def test_split_keeps_classes_of_one_sample():
+    # scikit-learn cannot split a class of one row: such rows share a stratum (one lone row
+    # joins the largest class), and every other class keeps its exact share.
+    fine = np.array([0] * 40 + [1] * 20 + [2] + [3])
+    data = LabeledDataset(x=np.arange(len(fine))[:, None], labels={"fine": fine})
+    test = np.bincount(train_test_split(data, test_fraction=0.25, seed=0).test_labels["fine"])
+    assert test[:2].tolist() == [10, 5] and test.sum() == 16
+    lone = LabeledDataset(x=np.arange(41)[:, None], labels={"fine": [0] * 20 + [1] * 20 + [2]})
+    train, val = validation_split(lone, fraction=0.5, seed=0)
+    assert len(val.x) == 20 and len(train.x) == 21
+
+
+def test_split_smaller_than_the_classes_is_random():
+    data = hierarchical((100, 50, 30, 20))
+    small = subsample(data, fraction=0.01, seed=0)  # 2 rows, 4 classes: no stratified draw
+    assert len(small.x) == 2
+    np.testing.assert_array_equal(
+        small.labels["fine"], data.labels["fine"][small.x[:, 0].astype(int)]
+    )
+    a = subsample(data, fraction=0.01, seed=0).x
+    np.testing.assert_array_equal(a, small.x)
+
+
 def test_split_ignores_coarser_multi_hot_and_unlabelled_rows():
     # Finest single-label level drives the strata; -1 (unlabelled) is a stratum of its own.
     fine = np.array([0] * 10 + [1] * 10 + [-1] * 10)
@@ -330,7 +354,36 @@ def test_load_dataset_unknown_name_lists_known_names():
     assert "cifar100" in dataset_names() and "clinc150" in dataset_names()
 
 
-def test_load_dataset_missing_raw_data_is_a_clear_error(tmp_path):
+def test_register_dataset(monkeypatch):
+    from keras_mlcl.data import registry
+
+    monkeypatch.setattr(registry, "_LOADERS", dict(registry._LOADERS))
+    toy = LabeledDataset(x=np.zeros((2, 1)), labels={"label": [0, 1]}, name="toy")
+    seen = []
+    register_dataset("toy", lambda data_dir: seen.append(data_dir) or toy)
+    assert "toy" in dataset_names()
+    assert load_dataset("toy", data_dir="/somewhere") is toy and seen == ["/somewhere"]
+    with pytest.raises(ValueError, match="already registered"):
+        register_dataset("toy", lambda data_dir: toy)
+    with pytest.raises(ValueError, match="not ending in '.npz'"):
+        register_dataset("toy.npz", lambda data_dir: toy)
+    with pytest.raises(ValueError, match="`loader` should be callable"):
+        register_dataset("other", None)
+
+
+def test_dataset_names_are_the_registered_loaders():
+    assert dataset_names() == [
+        "cifar100",
+        "clinc150",
+        "fashion_mnist",
+        "fashion_mnist_full",
+        "mulan_emotions",
+        "mulan_medical",
+        "mulan_scene",
+    ]
+
+
+def test_load_dataset_missing_raw_data_is_a_clear_error(tmp_path, no_data_dir):
     with pytest.raises(FileNotFoundError, match="CLINC150"):
         load_dataset("clinc150", data_dir=str(tmp_path))
     with pytest.raises(FileNotFoundError, match="scene"):

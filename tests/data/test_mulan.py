@@ -8,9 +8,6 @@ from keras_mlcl.data import load_dataset
 from keras_mlcl.data import load_mulan
 from keras_mlcl.data import parse_arff
 
-SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data")
-MULAN = os.path.join(SHARED_DATA, "mulan")
-
 
 def test_parse_dense_arff():
     text = """% a comment
@@ -60,25 +57,42 @@ def test_parse_sparse_arff():
 
 
 def test_parse_arff_sparse_nominal_default_is_its_first_value():
-    names, values = parse_arff("@attribute a {1,0}\n@attribute b numeric\n@data\n{1 7}\n")
+    text = "@relation r\n@attribute a {1,0}\n@attribute b numeric\n@data\n{1 7}\n"
+    names, values = parse_arff(text)
     np.testing.assert_array_equal(values, [[1.0, 7.0]])
+
+
+def test_parse_arff_sparse_equals_dense():
+    header = "@relation r\n@attribute a numeric\n@attribute b {x,y}\n@attribute c {0,1}\n@data\n"
+    dense = parse_arff(header + "0,x,1\n2.5,y,0\n0,x,0\n")
+    sparse = parse_arff(header + "{2 1}\n{0 2.5, 1 y}\n{}\n")
+    assert dense[0] == sparse[0] == ["a", "b", "c"]
+    np.testing.assert_array_equal(dense[1], [[0, 0, 1], [2.5, 1, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(sparse[1], dense[1])
 
 
 @pytest.mark.parametrize(
     "text, match",
     [
-        ("@attribute a numeric\n@data\n1,2\n", "has 2 values; expected 1"),
-        ("@attribute a numeric\n@data\n{3 1}\n", "out of range"),
-        ("@attribute a {x,y}\n@data\nz\n", "not one of"),
+        ("@attribute a numeric\n@data\n1,2\n", "Bad @DATA instance format in line 4"),
+        ("@attribute a numeric\n@data\n{3 1}\n", "Bad @DATA instance format in line 4"),
+        ("@attribute a {x,y}\n@data\nz\n", "z not found in nominal declaration"),
         ("@attribute a string\n@data\nhello\n", "only numeric and nominal"),
-        ("@attribute a numeric\n1\n", "Unexpected ARFF header line"),
-        ("@attribute a numeric\n", "no `@data`"),
-        ("@attribute a numeric\n@data\n{0 1\n", "Unclosed sparse"),
+        ("@attribute a numeric\n1\n", "Invalid layout of the ARFF file, at line 3"),
+        ("@attribute a numeric\n@data\n{0 1\n", "Invalid layout"),
     ],
 )
 def test_parse_arff_errors(text, match):
     with pytest.raises(ValueError, match=match):
-        parse_arff(text)
+        parse_arff("@relation r\n" + text)
+
+
+def test_load_mulan_names_the_file_that_does_not_parse(tmp_path):
+    for suffix in ("-train.arff", "-test.arff"):
+        (tmp_path / f"toy{suffix}").write_text("@relation t\n@attribute a numeric\n@data\n1,2\n")
+    (tmp_path / "toy.xml").write_text('<labels><label name="a"></label></labels>')
+    with pytest.raises(ValueError, match=r"toy-train\.arff.*Bad @DATA instance"):
+        load_mulan("toy", tmp_path)
 
 
 def test_load_mulan_from_tiny_files(tmp_path):
@@ -108,6 +122,15 @@ def test_load_mulan_from_tiny_files(tmp_path):
         load_mulan("", tmp_path)
 
 
+def test_load_mulan_without_a_data_folder_says_how_to_give_one(no_data_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"pass --data-dir DIR .*KERAS_MLCL_DATA"):
+        load_mulan("scene")
+    with pytest.raises(FileNotFoundError, match=r"dataset 'mulan_scene' .*DIR/mulan/scene"):
+        load_dataset("mulan_scene")
+    with pytest.raises(FileNotFoundError, match="not found in"):
+        load_dataset("mulan_scene", data_dir=tmp_path)
+
+
 REAL = [
     # name, train rows, test rows, features, labels, first label, last label
     ("emotions", 391, 202, 72, 6, "amazed-suprised", "angry-aggresive"),
@@ -119,10 +142,10 @@ REAL = [
 
 
 @pytest.mark.parametrize("name, n_train, n_test, n_features, n_labels, first, last", REAL)
-def test_real_mulan(name, n_train, n_test, n_features, n_labels, first, last):
-    folder = os.path.join(MULAN, name)
+def test_real_mulan(shared_data, name, n_train, n_test, n_features, n_labels, first, last):
+    folder = os.path.join(shared_data, "mulan", name)
     if not os.path.isfile(os.path.join(folder, f"{name}-train.arff")):
-        pytest.skip(f"MULAN {name} is not in ../shared/data")
+        pytest.skip(f"MULAN {name} is not in {shared_data}")
     data = load_mulan(name, folder)
     assert data.x.shape == (n_train, n_features) and data.x.dtype == np.float32
     assert data.x_test.shape == (n_test, n_features)
@@ -150,8 +173,10 @@ def test_real_mulan(name, n_train, n_test, n_features, n_labels, first, last):
     np.testing.assert_array_equal(data.labels["labels"][0], expected[n_features:])
 
 
-def test_load_dataset_mulan_names():
-    if not os.path.isdir(os.path.join(MULAN, "emotions")):
-        pytest.skip("MULAN is not in ../shared/data")
-    data = load_dataset("mulan_emotions", data_dir=SHARED_DATA)
+def test_load_dataset_mulan_names(shared_data):
+    if not os.path.isdir(os.path.join(shared_data, "mulan", "emotions")):
+        pytest.skip(f"MULAN is not in {shared_data}")
+    data = load_dataset("mulan_emotions", data_dir=shared_data)
     assert data.name == "mulan_emotions" and data.x.shape == (391, 72)
+    # The same through KERAS_MLCL_DATA (set by the fixture), without `data_dir`.
+    np.testing.assert_array_equal(load_dataset("mulan_emotions").x, data.x)

@@ -13,7 +13,8 @@ NEG_E1 = [-1.0, 0.0]
 
 
 def test_closed_form_anchor_zero():
-    # SPEC §1.4 vector 4.
+    # Closed form, tau = 1, z = [e1, e1, e2, -e1], labels [{a,b}, {a,b}, {a,b,c}, {d}]: anchor 0
+    # has w01 = 1, w02 = 1/2 (count and weight normalisation divide by 2 and by 1.5).
     z = np.array([E1, E1, E2, NEG_E1], "float32")
     labels = np.array([[1, 1, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [0, 0, 0, 1]])
     count = SimDisLoss(temperature=1.0, reduction="none")(labels, z)
@@ -23,7 +24,8 @@ def test_closed_form_anchor_zero():
 
 
 def test_closed_form_asymmetry():
-    # SPEC §1.4 vector 5.
+    # Closed form of the rule's asymmetry, tau = 1, labels [{a,b}, {a,b,c}, {d}]: S0 inside S1
+    # gives w01 = 1 / (1 + |S1| - |S0|) = 1/2, while S1 holding S0 gives w10 = |S0| / |S1| = 2/3.
     z = np.array([E1, E1, E2], "float32")
     labels = np.array([[1, 1, 0, 0], [1, 1, 1, 0], [0, 0, 0, 1]])
     per_anchor = SimDisLoss(temperature=1.0, reduction="none")(labels, z)

@@ -22,7 +22,7 @@ def supcon_fn(labels, temperature=0.1, dtype="float32", loss_cls=SupCon):
 
 
 def test_no_anchor_has_a_positive():
-    # SPEC §1.4 vector 6: loss 0, gradient finite and zero.
+    # No anchor has a positive: the loss is 0 and its gradient finite and zero.
     z = unit_rows(np.random.default_rng(0), 6, 4)
     value, grad = value_and_grad(supcon_fn(np.arange(6)), z)
     assert value == 0.0

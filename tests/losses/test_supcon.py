@@ -33,7 +33,8 @@ def test_closed_form_two_pairs():
 
 
 def test_any_positives_closed_form():
-    # SPEC §1.4 vector 4: plain SupCon with "any" positives, anchor 0.
+    # Closed form, tau = 1: anchor 0's positives share a label (samples 1 and 2), so its loss is
+    # -(1/2)(log p01 + log p02) with p0j = exp(z0.zj) / sum_{k != 0} exp(z0.zk) = 0.907606.
     z = np.array([[1, 0], [1, 0], [0, 1], [-1, 0]], "float32")
     labels = np.array([[1, 1, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [0, 0, 0, 1]])
     per_anchor = SupCon(temperature=1.0, positives="any", reduction="none")(labels, z)

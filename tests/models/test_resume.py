@@ -7,8 +7,6 @@ import numpy as np
 import pytest
 
 from keras_mlcl import ContrastiveModel
-from keras_mlcl.data.views import FeatureDropout
-from keras_mlcl.data.views import FeatureNoise
 from tests.models import problems
 from tests.testing import to_numpy
 
@@ -17,7 +15,9 @@ FIT = dict(batch_size=32, epochs=4, verbose=0, shuffle=False)
 
 def augment(kind):
     if kind == "feature_views":
-        return keras.Sequential([FeatureNoise(0.3, seed=1), FeatureDropout(0.2, seed=2)])
+        return keras.Sequential(
+            [keras.layers.GaussianNoise(0.3, seed=1), keras.layers.Dropout(0.2, seed=2)]
+        )
     return keras.layers.GaussianNoise(0.3)  # unseeded: drawn from the global seed
 
 

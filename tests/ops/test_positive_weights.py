@@ -18,7 +18,8 @@ def multi_hot(*sets):
 
 
 def test_simdis_closed_form_weights():
-    # SPEC §1.4 vector 3: anchor S = {a, b}.
+    # Closed form (the five SimDis relations of Huang et al., arXiv 2410.13439): anchor
+    # S = {a, b}; T = {a, b} -> 1, {a} -> 0.5, {a, b, c} -> 0.5, {a, c} -> 0.25, {c} -> 0.
     labels = multi_hot({A, B}, {A, B}, {A}, {A, B, C}, {A, C}, {C})
     w = positive_weights(labels, "simdis")
     assert_allclose(w[0, 1:], [1.0, 0.5, 0.5, 0.25, 0.0])

@@ -1,14 +1,17 @@
-"""The views layers inside a jitted train step, as `ContrastiveModel` uses them."""
+"""The views layers inside a jitted train step, as `ContrastiveModel` uses them.
+
+Feature vectors use Keras' `GaussianNoise` and `Dropout`, checked here to
+meet the same contract. `Dropout` is seeded: on torch an unseeded one draws
+from torch's global generator, not its `SeedGenerator`.
+"""
 
 import keras
 import numpy as np
 import pytest
 from keras import ops
 
-from keras_mlcl.data.views import FeatureDropout
-from keras_mlcl.data.views import FeatureNoise
-from keras_mlcl.data.views import TokenDropout
-from keras_mlcl.data.views import image_views
+from keras_mlcl.layers import TokenDropout
+from keras_mlcl.layers import image_views
 from tests.testing import to_numpy
 
 BATCH = 16
@@ -39,8 +42,8 @@ CASES = {
         image_data,
     ),
     "token_dropout": (lambda: TokenDropout(0.2, mask_token_id=4), token_data),
-    "feature_noise": (lambda: FeatureNoise(0.1), feature_data),
-    "feature_dropout": (lambda: FeatureDropout(0.2), feature_data),
+    "gaussian_noise": (lambda: keras.layers.GaussianNoise(0.1, seed=1), feature_data),
+    "dropout": (lambda: keras.layers.Dropout(0.2, seed=2), feature_data),
 }
 
 

@@ -9,11 +9,11 @@ import pytest
 
 pytest.importorskip("keras_hub")
 
-from keras_mlcl.data.text import TextPreprocessor  # noqa: E402
-from keras_mlcl.data.text import backbone_encoder  # noqa: E402
-from keras_mlcl.data.text import compute_vocabulary  # noqa: E402
-from keras_mlcl.data.text import text_encoder  # noqa: E402
-from keras_mlcl.data.views import TokenDropout  # noqa: E402
+from keras_mlcl.data import TextPreprocessor  # noqa: E402
+from keras_mlcl.data.text_preprocessor import compute_vocabulary  # noqa: E402
+from keras_mlcl.encoders import backbone_encoder  # noqa: E402
+from keras_mlcl.encoders import text_encoder  # noqa: E402
+from keras_mlcl.layers import TokenDropout  # noqa: E402
 from tests.testing import to_numpy  # noqa: E402
 
 LENGTH = 24

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_mlcl.data.views import TokenDropout
+from keras_mlcl.layers import TokenDropout
 from tests.testing import to_numpy
 
 models = pytest.importorskip("keras_mlcl.models")
@@ -18,7 +18,7 @@ ContrastiveModel = models.ContrastiveModel
 
 def test_text_encoder_with_token_dropout(tmp_path):
     pytest.importorskip("keras_hub")
-    from keras_mlcl.data.text import text_encoder
+    from keras_mlcl.encoders import text_encoder
 
     texts = [f"{a} {b} {c}" for a in ("red", "blue") for b in ("cat", "dog") for c in "xyzw"] * 2
     fine = np.arange(len(texts)) % 4

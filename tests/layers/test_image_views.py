@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_mlcl.data.views import image_views
+from keras_mlcl.layers import image_views
 from tests.testing import to_numpy
 
 

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_mlcl.data.views import TokenDropout
+from keras_mlcl.layers import TokenDropout
 from tests.testing import to_numpy
 
 MASK = 4

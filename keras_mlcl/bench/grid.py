@@ -1,0 +1,222 @@
+"""The quality bench's parameters: the methods, the hyper-parameter grid and the run settings.
+
+`parse_grid` checks a grid `{method: {parameter: [values]}}` and expands each method's
+candidates; the `check_*` functions check the other arguments of `run_quality_bench` before
+any training starts.
+"""
+
+import itertools
+import json
+import math
+
+from keras_mlcl.experiments.methods import check_method_for_dataset
+from keras_mlcl.experiments.methods import parse_method
+from keras_mlcl.utils.validation import check_positive_int
+
+HIERARCHY_METHODS = ("ce", "supcon", "mlcl", "himulcon", "supcon+ce", "mlcl+ce")
+MULTI_LABEL_METHODS = ("bce", "supcon-any", "jaccard", "simdis", "supcon-any+ce", "jaccard+ce")
+
+# Grid parameters and the methods they apply to: `temperature` (the finest, or only, head),
+# `coarse_temperature` / `coarse_weight` (the heads of the coarser levels, `mlcl` only) and
+# `ce_weight` (the joint cross-entropy of `<method>+ce`).
+GRID_PARAMETERS = ("temperature", "coarse_temperature", "coarse_weight", "ce_weight")
+DEFAULT_TEMPERATURE = 0.1
+
+# The default grid: two candidates a method, where tuning paid off in our runs (see
+# docs/benchmarks.md). Methods missing here run with the `build_model` defaults.
+DEFAULT_GRID = {
+    "supcon": {"temperature": [0.1, 0.2]},
+    "mlcl": {"coarse_weight": [0.5, 1.0]},
+    "himulcon": {"temperature": [0.1, 0.2]},
+    "supcon+ce": {"ce_weight": [0.5, 1.0]},
+    "mlcl+ce": {"ce_weight": [0.5, 1.0]},
+    "supcon-any": {"temperature": [0.1, 0.2]},
+    "jaccard": {"temperature": [0.1, 0.2]},
+    "simdis": {"temperature": [0.1, 0.2]},
+    "supcon-any+ce": {"ce_weight": [0.5, 1.0]},
+    "jaccard+ce": {"ce_weight": [0.5, 1.0]},
+}
+
+
+def default_methods(dataset):
+    """The methods benchmarked by default: hierarchy methods, or multi-label ones.
+
+    Args:
+        dataset: a `LabeledDataset`.
+
+    Returns:
+        `HIERARCHY_METHODS` when every level holds class ids, else `MULTI_LABEL_METHODS`.
+    """
+    if any(dataset.is_multi_hot(level) for level in dataset.levels):
+        return list(MULTI_LABEL_METHODS)
+    return list(HIERARCHY_METHODS)
+
+
+def grid_parameters(method):
+    """The grid parameters that apply to `method` (e.g. `mlcl+ce` takes all four)."""
+    base, joint = parse_method(method)
+    applies = {
+        "temperature": base not in ("ce", "bce"),
+        "coarse_temperature": base == "mlcl",
+        "coarse_weight": base == "mlcl",
+        "ce_weight": joint,
+    }
+    return [name for name in GRID_PARAMETERS if applies[name]]
+
+
+def parse_grid(grid, methods):
+    """Checks a grid and lists each method's candidates.
+
+    Args:
+        grid: dict `{method: {parameter: [values]}}` (or its JSON text); parameters among
+            `GRID_PARAMETERS`, each applying to the methods `grid_parameters` names. Methods
+            of the grid that are not benchmarked are ignored. `None` means `DEFAULT_GRID`.
+        methods: the method names benchmarked.
+
+    Returns:
+        `(grid, candidates)`: the grid as a plain dict of lists, and
+        `{method: [dict of parameter values, ...]}`, the Cartesian product of the method's
+        lists in the order given (`[{}]`, the defaults, for a method the grid leaves out).
+
+    Example:
+
+    >>> parse_grid({"mlcl": {"temperature": [0.1, 0.2]}}, ["ce", "mlcl"])[1]
+    {'ce': [{}], 'mlcl': [{'temperature': 0.1}, {'temperature': 0.2}]}
+    """
+    if grid is None:
+        grid = DEFAULT_GRID
+    if isinstance(grid, str):
+        try:
+            grid = json.loads(grid)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                "`grid` should be a dict {method: {parameter: [values]}} or its JSON text. "
+                f"Received text that is not JSON ({error.msg}): {grid!r}"
+            ) from None
+    if not isinstance(grid, dict):
+        raise ValueError(
+            "`grid` should be a dict {method: {parameter: [values]}}. "
+            f"Received: `grid`={grid!r}"
+        )
+    checked = {}
+    for method, parameters in grid.items():
+        allowed = grid_parameters(method)
+        if not isinstance(parameters, dict):
+            raise ValueError(
+                f"`grid[{method!r}]` should be a dict {{parameter: [values]}}. "
+                f"Received: {parameters!r}"
+            )
+        checked[method] = {}
+        for name, values in parameters.items():
+            if name not in allowed:
+                raise ValueError(
+                    f"`grid[{method!r}]` should only set parameters of that method "
+                    f"({', '.join(allowed) or 'none'}). Received: {name!r}"
+                )
+            if isinstance(values, (int, float)) and not isinstance(values, bool):
+                values = [values]
+            if not isinstance(values, (list, tuple)) or not values:
+                raise ValueError(
+                    f"`grid[{method!r}][{name!r}]` should be a non-empty list of numbers. "
+                    f"Received: {values!r}"
+                )
+            numbers = []
+            for value in values:
+                positive = name != "coarse_weight"
+                valid = isinstance(value, (int, float)) and not isinstance(value, bool)
+                valid = valid and math.isfinite(value) and (value > 0 if positive else value >= 0)
+                if not valid:
+                    kind = "positive" if positive else "non-negative"
+                    raise ValueError(
+                        f"`grid[{method!r}][{name!r}]` should hold {kind} numbers. "
+                        f"Received: {value!r}"
+                    )
+                numbers.append(float(value))
+            checked[method][name] = numbers
+    candidates = {}
+    for method in methods:
+        parameters = checked.get(method, {})
+        names = list(parameters)
+        candidates[method] = [
+            dict(zip(names, values, strict=True))
+            for values in itertools.product(*(parameters[name] for name in names))
+        ]
+    return checked, candidates
+
+
+def candidate_arguments(params):
+    """Splits a candidate into `train_and_evaluate`'s `temperature` and `model_options`."""
+    options = {name: value for name, value in params.items() if name != "temperature"}
+    return params.get("temperature", DEFAULT_TEMPERATURE), options
+
+
+def fraction_key(fraction):
+    """A fraction as the text key of the results (`0.1` -> `"0.1"`, `1` -> `"1.0"`)."""
+    return repr(float(fraction))
+
+
+def check_fractions(fractions):
+    """The training fractions in (0, 1] from a number, a list or comma-separated text."""
+    if isinstance(fractions, (int, float)) and not isinstance(fractions, bool):
+        fractions = [fractions]
+    if isinstance(fractions, str):
+        fractions = [part for part in fractions.split(",") if part.strip()]
+    checked = []
+    for value in list(fractions or []):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = None
+        if isinstance(value, bool) or number is None or not 0 < number <= 1:
+            raise ValueError(
+                f"`fractions` should be in (0, 1]. Received: `fractions`={fractions!r}"
+            )
+        if number not in checked:
+            checked.append(number)
+    if not checked:
+        raise ValueError(f"`fractions` should list at least one fraction. Received: {fractions!r}")
+    return checked
+
+
+def check_seeds(seeds):
+    """The list of seeds from a count (`3` -> `[0, 1, 2]`) or a list of non-negative ints."""
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        return list(range(check_positive_int("seeds", seeds)))
+    if isinstance(seeds, (list, tuple)) and seeds:
+        if all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+            return list(dict.fromkeys(seeds))
+    raise ValueError(
+        "`seeds` should be a positive int (that many seeds, 0, 1, ...) or a list of "
+        f"non-negative int seeds. Received: `seeds`={seeds!r}"
+    )
+
+
+def check_epochs(epochs, fractions):
+    """`{fraction: epochs}` from an int, or from a dict with one entry per fraction."""
+    if isinstance(epochs, dict):
+        by_fraction = {float(k): v for k, v in epochs.items()}
+        missing = [f for f in fractions if f not in by_fraction]
+        if missing:
+            raise ValueError(
+                f"`epochs` should be an int, or a dict with one entry per fraction {fractions}. "
+                f"Received: `epochs`={epochs!r}"
+            )
+        return {f: check_positive_int("epochs", by_fraction[f]) for f in fractions}
+    return {f: check_positive_int("epochs", epochs) for f in fractions}
+
+
+def check_methods(methods, dataset):
+    """The method names (list or comma-separated text) checked against `dataset`.
+
+    `None` gives `default_methods(dataset)`.
+    """
+    if methods is None:
+        return default_methods(dataset)
+    if isinstance(methods, str):
+        methods = [part.strip() for part in methods.split(",") if part.strip()]
+    methods = list(dict.fromkeys(methods))
+    if not methods:
+        raise ValueError(f"`methods` should name at least one method. Received: {methods!r}")
+    for method in methods:
+        check_method_for_dataset(method, dataset)
+    return methods

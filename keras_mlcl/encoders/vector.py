@@ -1,0 +1,42 @@
+"""An MLP encoder for feature vectors."""
+
+import keras
+import numpy as np
+
+
+def vector_encoder(
+    x_train: np.ndarray, embedding_dim: int = 128, width: int = 256
+) -> keras.Sequential:
+    """An MLP for feature vectors, standardised by a `Normalization` layer fit on `x_train`.
+
+    ```
+    x -> Normalization (mean and variance of x_train) -> Dense(width, relu)
+      -> Dense(embedding_dim)
+    ```
+
+    Args:
+        x_train: float array `(N, F)`, the training features.
+        embedding_dim: positive int, the embedding size. Defaults to 128.
+        width: positive int, the hidden layer width. Defaults to 256.
+
+    Returns:
+        A `keras.Sequential` mapping `(B, F)` features to embeddings
+        `(B, embedding_dim)`.
+
+    Example:
+
+    >>> encoder = vector_encoder(np.random.rand(100, 12).astype("float32"), 32)
+    >>> encoder.output_shape
+    (None, 32)
+    """
+    normalization = keras.layers.Normalization()
+    normalization.adapt(x_train)
+    return keras.Sequential(
+        [
+            keras.Input(x_train.shape[1:]),
+            normalization,
+            keras.layers.Dense(width, activation="relu"),
+            keras.layers.Dense(embedding_dim),
+        ],
+        name="vector_encoder",
+    )

@@ -1,0 +1,71 @@
+"""A run's training history on disk: `history.csv` and one loss-curve PNG per head."""
+
+import csv
+import os
+
+
+def head_names(history):
+    """The heads of a `History.history` dict: the `<head>` of each `<head>_loss` key."""
+    return sorted(key[: -len("_loss")] for key in history if key.endswith("_loss"))
+
+
+def write_history_csv(history, path):
+    """Writes a `History.history` dict as CSV: an `epoch` column (from 1), then each log.
+
+    Args:
+        history: `{name: [value per epoch]}`, as `keras.callbacks.History.history`.
+        path: the CSV file to write.
+
+    Example:
+
+    >>> write_history_csv({"loss": [2.0, 1.5], "fine_loss": [2.0, 1.5]}, "/tmp/history.csv")
+    >>> open("/tmp/history.csv").read().splitlines()
+    ['epoch,fine_loss,loss', '1,2.0,2.0', '2,1.5,1.5']
+    """
+    names = sorted(history)
+    epochs = len(history[names[0]]) if names else 0
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["epoch", *names])
+        for epoch in range(epochs):
+            writer.writerow([epoch + 1, *(float(history[name][epoch]) for name in names)])
+
+
+def plot_loss_curves(history, folder, title=""):
+    """Writes `loss_<head>.png` (the head's loss per epoch) for each head of `history`.
+
+    Args:
+        history: a `keras.callbacks.History.history` dict, `{name: [value per epoch]}`, with a
+            `<head>_loss` entry per head (as `ContrastiveModel.fit` logs them).
+        folder: the folder the PNGs are written to.
+        title: prefix of each plot's title (e.g. the dataset and method).
+
+    Returns:
+        The names of the files written, in head order.
+
+    Example:
+
+    >>> plot_loss_curves({"loss": [2.0, 1.5], "fine_loss": [2.0, 1.5]}, "/tmp/run")
+    ['loss_fine.png']
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    written = []
+    for head in head_names(history):
+        values = history[f"{head}_loss"]
+        figure, axes = plt.subplots(figsize=(5, 3.5))
+        epochs = range(1, len(values) + 1)
+        axes.plot(epochs, values, marker="o")
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(f"{head}_loss")
+        axes.set_title(f"{title}{': ' if title else ''}{head} head")
+        axes.grid(alpha=0.3)
+        figure.tight_layout()
+        name = f"loss_{head}.png"
+        figure.savefig(os.path.join(folder, name), dpi=100)
+        plt.close(figure)
+        written.append(name)
+    return written

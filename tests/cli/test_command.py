@@ -1,0 +1,192 @@
+"""The command as a Unix tool: fast help, --version, defaults, quiet runs, run-folder history."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from keras_mlcl.cli.main import main
+from keras_mlcl.experiments.methods import COARSE_TEMPERATURE
+from keras_mlcl.version import __version__
+from keras_mlcl_launcher import MODEL_OPTION_DEFAULTS
+from keras_mlcl_launcher import build_parser
+from tests.cli.test_cli import write_unseen_npz
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+LAUNCH = "from keras_mlcl_launcher import main; main()"
+
+
+def launch(*args, backend=None, cwd=None):
+    env = dict(os.environ)
+    if backend is not None:
+        env["KERAS_BACKEND"] = backend
+    return subprocess.run(
+        [sys.executable, "-c", LAUNCH, *args], env=env, cwd=cwd, capture_output=True, text=True
+    )
+
+
+def test_help_imports_neither_keras_nor_tensorflow():
+    code = (
+        "import sys\n"
+        "from keras_mlcl_launcher import run\n"
+        "for args in (['--help'], ['train', '--help'], ['--version'], ['train', '--lr', 'x']):\n"
+        "    try:\n"
+        "        run(args)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(sorted(m for m in ('keras', 'tensorflow', 'numpy', 'keras_mlcl') "
+        "if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_version():
+    result = launch("--version")
+    assert result.returncode == 0
+    assert result.stdout == f"keras-mlcl {__version__}\n"
+
+
+def test_train_help_shows_every_default():
+    result = launch("train", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for shown in (
+        "--method METHOD",
+        "(default: mlcl)",
+        "(default: 15)",
+        "(default: 256)",
+        "(default: 0.001)",
+        "(default: 0.1)",
+        "(default: 0.5)",
+        "(default: 1.0)",
+        "(default: fashion_mnist)",
+    ):
+        assert shown in text
+    assert "--loss" not in text  # the former name is a hidden alias
+
+
+def test_model_option_defaults_are_build_models():
+    assert MODEL_OPTION_DEFAULTS["coarse_temperature"] == COARSE_TEMPERATURE
+
+
+def test_loss_is_a_hidden_alias_of_method():
+    parser = build_parser()
+    assert parser.parse_args(["train", "--loss", "supcon"]).method == "supcon"
+    assert parser.parse_args(["train", "--method", "supcon"]).method == "supcon"
+    assert parser.parse_args(["train"]).method == "mlcl"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--lr", "0"], "argument --lr: should be a positive number, not '0'"),
+        (["--lr", "nan"], "argument --lr: should be a positive number"),
+        (["--ce-weight", "-1"], "argument --ce-weight: should be a positive number"),
+        (["--coarse-temperature", "inf"], "argument --coarse-temperature: should be a positive"),
+        (["--coarse-weight", "-0.5"], "argument --coarse-weight: should be a non-negative"),
+    ],
+)
+def test_knobs_are_checked_at_parse_time(args, message):
+    result = launch("train", *args)
+    assert result.returncode == 2
+    assert result.stderr.startswith("keras-mlcl: error: ")
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_knob_of_another_method_is_refused(tmp_path, capsys):
+    data = os.path.join(tmp_path, "mine.npz")
+    write_unseen_npz(data, n=60)
+    out = os.path.join(tmp_path, "run")
+    code = main(["train", "--data", data, "--method", "supcon", "--coarse-weight", "0.3"])
+    assert code == 2
+    assert "`--coarse-weight` does not apply to method 'supcon'" in capsys.readouterr().err
+    assert not os.path.exists(out)
+
+
+def test_knobs_reach_the_run_and_history_is_written(tmp_path, capsys):
+    data = os.path.join(tmp_path, "mine.npz")
+    write_unseen_npz(data, n=120)
+    out = os.path.join(tmp_path, "run")
+    args = ["train", "--data", data, "--method", "mlcl+ce", "--epochs", "3", "--out", out]
+    args += ["--lr", "0.002", "--coarse-temperature", "0.4", "--coarse-weight", "0.5"]
+    args += ["--ce-weight", "0.7", "--no-export", "--tensorboard"]
+    assert main(args) == 0
+    printed = capsys.readouterr()
+    for phase in ("keras-mlcl: linear probe (2 levels) ...", "keras-mlcl: kNN, k=20 ..."):
+        assert phase in printed.err  # one status line per phase without --quiet
+    with open(os.path.join(out, "results.json")) as f:
+        results = json.load(f)
+    assert results["learning_rate"] == 0.002
+    assert results["model_options"] == {
+        "coarse_temperature": 0.4,
+        "coarse_weight": 0.5,
+        "ce_weight": 0.7,
+    }
+    with open(os.path.join(out, "history.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [row["epoch"] for row in rows] == ["1", "2", "3"]
+    for column in ("loss", "group_loss", "kind_loss", "kind_ce"):
+        values = [float(row[column]) for row in rows]
+        assert values == pytest.approx(results["history"][column], rel=1e-6)
+    assert results["plots"]["loss"] == ["loss_group.png", "loss_kind.png"]
+    with open(os.path.join(out, ".keras-mlcl-run.json")) as f:
+        listed = json.load(f)["files"]
+    for name in ("history.csv", "loss_group.png", "loss_kind.png", "results.json"):
+        assert name in listed
+    for name in results["plots"]["loss"]:
+        with open(os.path.join(out, name), "rb") as f:
+            assert f.read(8) == PNG_SIGNATURE
+    events = [name for name in listed if name.startswith("tensorboard/")]
+    assert any("events.out.tfevents" in name for name in events)
+    assert all(os.path.isfile(os.path.join(out, name)) for name in events)
+
+
+def test_train_then_evaluate_scores_the_same_rows(tmp_path, capsys):
+    data = os.path.join(tmp_path, "mine.npz")
+    write_unseen_npz(data, n=200)
+    out = os.path.join(tmp_path, "run")
+    args = ["train", "--data", data, "--epochs", "2", "--fraction", "0.5", "--seed", "3"]
+    assert main(args + ["--out", out, "--no-export", "--quiet"]) == 0
+    with open(os.path.join(out, "results.json")) as f:
+        results = json.load(f)
+    assert results["probe_rows"] == {"split": "train", "fraction": 0.5, "seed": 3, "count": 80}
+    model = os.path.join(out, "model.keras")
+    assert main(["evaluate", "--model", model, "--data", data, "--quiet"]) == 0
+    with open(os.path.join(out, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["probe_rows"]["count"] == 80
+    assert metrics["probe_rows"]["same_as"] == "the run that wrote the model"
+    assert metrics["linear_probe"] == results["linear_probe"]
+    assert metrics["knn"] == results["knn"]
+    assert metrics["retrieval"] == results["retrieval"]
+    for level in ("group", "kind"):
+        scores = results["retrieval"][level]
+        assert sorted(scores) == ["map@r", "recall@1", "recall@5"]
+        assert 0.5 < scores["map@r"] <= 1.0  # well-separated clusters
+        assert 0.5 < scores["recall@1"] <= scores["recall@5"] <= 1.0
+
+    other = os.path.join(tmp_path, "other.npz")
+    write_unseen_npz(other, n=200, seed=1)
+    elsewhere = os.path.join(tmp_path, "other.json")
+    assert main(["evaluate", "--model", model, "--data", other, "--out", elsewhere]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["probe_rows"] == {"split": "train", "fraction": 1.0, "seed": 0, "count": 160}
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_quiet_train_prints_nothing(tmp_path, backend):
+    data = os.path.join(tmp_path, "mine.npz")
+    write_unseen_npz(data, n=60)
+    out = os.path.join(tmp_path, "run")
+    args = ["train", "--data", data, "--epochs", "1", "--no-export", "--quiet", "--out", out]
+    result = launch(*args, backend=backend, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout == ""
+    assert result.stderr == ""
+    assert os.path.isfile(os.path.join(out, "model.keras"))
