@@ -7,6 +7,8 @@ import sys
 
 import keras
 
+from keras_mlcl.bench.timing import backend_details
+
 # Environment variables that set how many threads the backends use.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "XLA_FLAGS")
 
@@ -35,12 +37,7 @@ def machine_description():
         "keras": keras.__version__,
         "backend": backend,
     }
-    if backend in ("tensorflow", "jax", "torch"):
-        info[backend] = __import__(backend).__version__
-    if backend == "torch":
-        import torch
-
-        info["torch_threads"] = torch.get_num_threads()
+    info.update(backend_details(backend))
     threads = {key: os.environ[key] for key in THREAD_VARIABLES if key in os.environ}
     if threads:
         info["thread_settings"] = threads

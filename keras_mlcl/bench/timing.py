@@ -92,6 +92,17 @@ def matmul_runner(z, cotangent, mode):
     return run, None, None
 
 
+def backend_details(backend):
+    """The backend library's version under its name, and `torch_threads` on torch."""
+    if backend not in ("tensorflow", "jax", "torch"):
+        return {}
+    library = __import__(backend)
+    details = {backend: library.__version__}
+    if backend == "torch":
+        details["torch_threads"] = library.get_num_threads()
+    return details
+
+
 def default_mode(backend):
     return {"jax": "jax.jit", "tensorflow": "tf.function(jit_compile=True)"}.get(backend, "eager")
 
