@@ -245,6 +245,12 @@ def build_parser():
     )
     speed.add_argument("--out", required=True, help="output folder")
     speed.add_argument("--quick", action="store_true", help="small sizes, few repeats")
+    speed.add_argument(
+        "--cases",
+        default=None,
+        help="comma-separated cases to run (default: all), e.g. "
+        "supcon_vs_matmul,supcon_16k_vs_matmul,dist_replica_vs_global",
+    )
     speed.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
 

@@ -7,7 +7,7 @@ import sys
 
 import keras
 
-from keras_mlcl.bench.timing import backend_details
+from keras_mlcl import backend
 
 # Environment variables that set how many threads the backends use.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "XLA_FLAGS")
@@ -28,16 +28,15 @@ def machine_description():
     >>> machine_description()["cpu_count"] == os.cpu_count()
     True
     """
-    backend = keras.backend.backend()
     info = {
         "platform": platform.platform(),
         "processor": _processor_name(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "keras": keras.__version__,
-        "backend": backend,
+        "backend": keras.backend.backend(),
     }
-    info.update(backend_details(backend))
+    info.update(backend.library_details())
     threads = {key: os.environ[key] for key in THREAD_VARIABLES if key in os.environ}
     if threads:
         info["thread_settings"] = threads

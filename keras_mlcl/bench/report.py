@@ -131,16 +131,20 @@ def plot_quality_results(results, meta, path):
 
 
 def write_speed_results(results, out):
-    """Writes `results` as `out/speed.json` and a Markdown table `out/speed.md`."""
+    """Writes `results` as `out/speed.json`, a Markdown table `out/speed.md` and, when the
+    results hold the `N` sweep, its plot `out/speed_sweep.png`."""
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "speed.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2)
     with open(os.path.join(out, "speed.md"), "w", encoding="utf-8") as f:
         f.write(speed_table(results))
+    if results.get("supcon_vs_matmul", {}).get("sweep"):
+        backend = results["supcon_vs_matmul"]["backend"]
+        plot_speed_sweep({backend: results}, os.path.join(out, "speed_sweep.png"))
 
 
 def speed_table(results):
-    """The results as Markdown: one row per case, then the `N` sweep."""
+    """The results as Markdown: one row per case, the memory and larger-`N` figures, the sweep."""
     first = next(iter(results.values()), {})
     machine = first.get("machine", {})
     lines = [
@@ -149,19 +153,21 @@ def speed_table(results):
         f"{machine.get('cpu_count')} CPUs, {machine.get('platform')}, "
         f"load average {machine.get('load_average')}.",
         "",
-        "| case | ratio | target | met | measured (ms, median) | baseline (ms, median) | mode |",
-        "|---|---|---|---|---|---|---|",
+        "| case | N | ratio | target | met | measured (ms, median) | baseline (ms, median) "
+        "| mode |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for case, entry in results.items():
         if entry.get("skipped"):
             lines.append(
-                f"| `{case}` | skipped | {_target_text(entry)} | - | - | - | {entry['reason']} |"
+                f"| `{case}` | {entry.get('n')} | skipped | {_target_text(entry)} | - | - | - "
+                f"| {entry['reason']} |"
             )
             continue
         met = "yes" if entry["meets_target"] else "no"
         lines.append(
-            f"| `{case}` | {entry['ratio']:.2f} | {_target_text(entry)} | {met} | "
-            f"{entry['measured_ms']:.2f} ({entry['measured']}) | "
+            f"| `{case}` | {entry.get('n')} | {entry['ratio']:.2f} | {_target_text(entry)} | "
+            f"{met} | {entry['measured_ms']:.2f} ({entry['measured']}) | "
             f"{entry['baseline_ms']:.2f} ({entry['baseline']}) | {entry.get('mode', '')} |"
         )
     for case, entry in results.items():
@@ -170,28 +176,106 @@ def speed_table(results):
                 f"\n`{case}` with `{name}`: ratio {other['ratio']:.2f} "
                 f"({other['measured_ms']:.2f} ms / {other['baseline_ms']:.2f} ms)."
             )
+        if "rss_mb" in entry and "memory_target_mb" in entry:
+            rss = entry["rss_mb"]
+            memory_met = "met" if entry["memory_target_met"] else "not met"
+            lines.append(
+                f"\n`{case}` memory (peak RSS of a fresh process per side, N = {entry['n']}): "
+                f"baseline {rss['baseline']:.0f} MB, matmul {rss['matmul']:.0f} MB, SupCon "
+                f"{rss['loss']:.0f} MB; SupCon's extra memory {entry['loss_extra_mb']:.0f} MB "
+                f"(target <= {entry['memory_target_mb']:.0f} MB: {memory_met}), the matmul's "
+                f"{entry['matmul_extra_mb']:.0f} MB, SupCon minus matmul "
+                f"{entry['loss_minus_matmul_mb']:.0f} MB."
+            )
+        if "larger" in entry:
+            larger = entry["larger"]
+            lines.append(
+                f"\n`{case}` at N = {larger['n']}: ratio {larger['ratio']:.2f} "
+                f"({larger['measured_ms']:.2f} ms / {larger['baseline_ms']:.2f} ms)."
+            )
     sweep = results.get("supcon_vs_matmul", {}).get("sweep")
     if sweep:
         lines += [
             "",
             "SupCon fwd+bwd against the bare matmul fwd+bwd over the batch size "
-            f"(peak memory: {sweep[0]['memory_method']}):",
+            f"(in-process peak: {sweep[0]['memory_method']}; extra RSS: peak resident set of a "
+            "fresh process per side minus the baseline process's):",
             "",
-            "| N | SupCon (ms) | matmul (ms) | ratio | SupCon peak (MB) | matmul peak (MB) |",
-            "|---|---|---|---|---|---|",
+            "| N | rounds | SupCon (ms) | matmul (ms) | ratio | SupCon peak (MB) | "
+            "matmul peak (MB) | SupCon extra RSS (MB) | matmul extra RSS (MB) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for point in sweep:
             lines.append(
-                f"| {point['n']} | {point['loss_ms']:.2f} | {point['matmul_ms']:.2f} | "
-                f"{point['ratio']:.2f} | {_mb(point['loss_peak_mb'])} | "
-                f"{_mb(point['matmul_peak_mb'])} |"
+                f"| {point['n']} | {point.get('repeats', '')} | {point['loss_ms']:.2f} | "
+                f"{point['matmul_ms']:.2f} | {point['ratio']:.2f} | "
+                f"{_mb(point['loss_peak_mb'])} | {_mb(point['matmul_peak_mb'])} | "
+                f"{_mb(point.get('loss_extra_mb'))} | {_mb(point.get('matmul_extra_mb'))} |"
             )
     return "\n".join(lines) + "\n"
 
 
+def plot_speed_sweep(results_by_backend, path):
+    """Writes a PNG of the `N` sweep: time (left) and extra peak memory (right) against `N`.
+
+    One colour per backend; SupCon solid, the bare matmul dashed. The memory is the
+    fresh-process extra RSS where the sweep has it, else the in-process peak (marked
+    "in-process" in the legend); values <= 0 (below the resident set's resolution) are left
+    out of the log scale. Grey lines: one `N x N` float32 buffer and a quarter of one.
+
+    Args:
+        results_by_backend: a dict of backend name to `run_speed_bench` results (or the
+            loaded `speed.json`) holding `supcon_vs_matmul`'s sweep.
+        path: the PNG file to write.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 4.2), constrained_layout=True)
+    FigureCanvasAgg(figure)
+    time_axis, memory_axis = figure.subplots(1, 2)
+    sizes = set()
+    for i, (backend, results) in enumerate(results_by_backend.items()):
+        sweep = results["supcon_vs_matmul"]["sweep"]
+        n = [point["n"] for point in sweep]
+        sizes.update(n)
+        color = f"C{i % 10}"
+        time_axis.plot(n, [p["loss_ms"] for p in sweep], "o-", color=color, label=backend)
+        time_axis.plot(n, [p["matmul_ms"] for p in sweep], "s--", color=color, alpha=0.6)
+        fresh = all(p.get("loss_extra_mb") is not None for p in sweep)
+        keys = ("loss_extra_mb", "matmul_extra_mb") if fresh else ("loss_peak_mb", "matmul_peak_mb")
+        label = backend if fresh else f"{backend} (in-process)"
+        for key, style, name in zip(keys, ("o-", "s--"), (label, None), strict=True):
+            shown = [(p["n"], p[key]) for p in sweep if p.get(key) is not None and p[key] > 0]
+            if shown:
+                xs, ys = zip(*shown, strict=True)
+                alpha = 1.0 if name else 0.6
+                memory_axis.plot(xs, ys, style, color=color, label=name, alpha=alpha)
+    grid = np.array(sorted(sizes), dtype="float64")
+    if grid.size:
+        buffer_mb = grid**2 * 4 / 2**20
+        memory_axis.plot(grid, buffer_mb, ":", color="grey", label="one N x N float32")
+        memory_axis.plot(grid, buffer_mb / 4, "-.", color="grey", label="a quarter of it")
+    for axis in (time_axis, memory_axis):
+        axis.set_xscale("log", base=2)
+        axis.set_yscale("log")
+        axis.set_xlabel("batch size N")
+        axis.grid(alpha=0.3, which="both")
+    time_axis.set_ylabel("fwd+bwd time (ms, median)")
+    time_axis.set_title("Time: SupCon (solid) vs bare matmul (dashed)")
+    memory_axis.set_ylabel("extra peak memory (MB)")
+    memory_axis.set_title("Extra peak memory: SupCon (solid) vs matmul (dashed)")
+    time_axis.legend(fontsize="small")
+    memory_axis.legend(fontsize="small")
+    figure.savefig(path, format="png", dpi=110)
+
+
 def _target_text(entry):
     sign = ">=" if entry["better"] == "higher" else "<="
-    return f"{sign} {entry['target']}"
+    text = f"{sign} {entry['target']}"
+    if "memory_target_mb" in entry:
+        text += f"; extra memory <= {entry['memory_target_mb']:.0f} MB"
+    return text
 
 
 def _mb(value):

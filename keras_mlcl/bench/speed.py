@@ -7,21 +7,34 @@ medians:
 | case | ratio | target |
 |---|---|---|
 | `supcon_vs_matmul` | SupCon fwd+bwd / bare `z @ z.T` fwd+bwd | <= 1.3 |
+| `supcon_16k_vs_matmul` | the same at N = 16384; and extra memory | <= 1.5, <= 256 MB |
+| `dist_replica_vs_global` | one of 4 replicas' loss / the single-device loss | <= 0.4 |
 | `heads4_vs_4x_one_head` | 4-head `MultiLevelSupCon` / (4 x one head) | <= 1.2 |
 | `fit_step_vs_ce` | `ContrastiveModel` train step / CE classifier step | <= 1.15 |
 | `vs_pml_supcon` | pytorch-metric-learning `SupConLoss` / ours (torch) | >= 2.5 |
 
 Cases named `vs_*` are speed-ups over a peer (higher is better); the others
 are cost ratios (lower is better). `supcon_vs_matmul` also holds a sweep over
-the batch size `N` with the peak memory of the loss.
+the batch size `N` (fewer rounds above N = 2048) with the peak memory of the
+loss and of the matmul.
+
+Extra memory (`supcon_16k_vs_matmul` and the sweep) is measured in fresh
+processes, one per side, each running only that side after the same warm-up
+(`keras_mlcl.bench.speed_cases.side_peak_rss_mb`): a baseline process that
+makes the inputs and runs a fwd+bwd of `sum(z * z)`, a matmul process and a
+loss process. The loss's extra memory is its peak resident set minus the
+baseline's; the target is a quarter of one `N x N` float32 buffer (256 MB at
+N = 16384). The matmul process's extra memory (its `N x N` product and
+cotangent) is reported beside it. The memory target counts in `meets_target`
+together with the time ratio.
 
 The measured functions are compiled the way each backend runs fastest:
 `jax.jit` on JAX, `tf.function(jit_compile=True)` (XLA) on TensorFlow; on
 PyTorch eager, and for `supcon_vs_matmul` also `torch.compile` (outside
 `quick` mode; the faster of the two is the case's ratio, both are recorded).
 `fit_step_vs_ce` uses each model's own `compile()` defaults. The cases live in
-`keras_mlcl.bench.speed_cases`, the backend-specific timing in
-`keras_mlcl.bench.timing`, the Markdown in `keras_mlcl.bench.report`.
+`keras_mlcl.bench.speed_cases`, the backend-specific runners in
+`keras_mlcl.backend`, the Markdown in `keras_mlcl.bench.report`.
 """
 
 import datetime
@@ -34,14 +47,29 @@ from keras_mlcl.bench.report import write_speed_results
 
 TARGETS = {
     "supcon_vs_matmul": 1.3,
+    "supcon_16k_vs_matmul": 1.5,
+    "dist_replica_vs_global": 0.4,
     "heads4_vs_4x_one_head": 1.2,
     "fit_step_vs_ce": 1.15,
     "vs_pml_supcon": 2.5,
 }
+# Extra memory of the loss over the baseline process, as a fraction of one
+# N x N float32 buffer: a quarter, 256 MB at N = 16384.
+MEMORY_TARGETS = {"supcon_16k_vs_matmul": 0.25}
 CASES = tuple(TARGETS)
-DEFAULT_SIZES = (256, 512, 1024, 2048, 4096)
+DEFAULT_SIZES = (256, 512, 1024, 2048, 4096, 8192, 16384)
 DEFAULT_REPEATS = 30
-QUICK = {"n": 64, "dim": 16, "sizes": (32, 64), "repeats": 2, "features": 32, "width": 32}
+LARGE_N = 16384
+REPLICAS = 4
+QUICK = {
+    "n": 64,
+    "dim": 16,
+    "sizes": (32, 64),
+    "repeats": 2,
+    "features": 32,
+    "width": 32,
+    "large_n": 256,
+}
 
 
 def run_speed_bench(
@@ -65,10 +93,16 @@ def run_speed_bench(
             torch backend or without pytorch-metric-learning.
         sizes: batch sizes `N` of the sweep in `supcon_vs_matmul`.
         repeats: timed rounds per function (medians are reported); the
-            fit-step case and the sweep use a third of them (at least 3).
+            fit-step case and the sweep use a third of them (at least 3),
+            the sweep fewer above N = 2048 (`sweep_repeats`) and
+            `supcon_16k_vs_matmul` a tenth (at least 2).
         quick: a smoke run (small `N`, `D`, sizes and encoder, 2 rounds,
-            no `torch.compile`): checks the harness, not the speed.
-        n: batch size `N` (all views) of the kernel cases. Defaults to 1024.
+            no `torch.compile`, `supcon_16k_vs_matmul` at N = 256, no
+            fresh-process memory in the sweep): checks the harness, not the
+            speed.
+        n: batch size `N` (all views) of the kernel cases. Defaults to 1024;
+            `dist_replica_vs_global` also runs at `4 * n` outside `quick`
+            mode, `supcon_16k_vs_matmul` always runs at N = 16384.
         dim: embedding size `D`. Defaults to 128.
         torch_compile: also time `torch.compile` in `supcon_vs_matmul` on
             torch. Defaults to `not quick`.
@@ -113,6 +147,7 @@ def run_speed_bench(
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     few = max(3, repeats // 3) if not quick else repeats
+    large_n = QUICK["large_n"] if quick else LARGE_N
     steps = {"supcon_vs_matmul": 1 + len(sizes)}
     progress = keras.utils.Progbar(sum(steps.get(c, 1) for c in cases), verbose=verbose)
 
@@ -123,8 +158,18 @@ def run_speed_bench(
             progress.add(1)
             entry["sweep"] = []
             for size in sizes:
-                entry["sweep"].append(speed_cases.sweep_point(size, dim, few, backend))
+                point = speed_cases.sweep_point(size, dim, few, not quick)
+                entry["sweep"].append(point)
                 progress.add(1)
+        elif case == "supcon_16k_vs_matmul":
+            rounds = repeats if quick else max(2, repeats // 10)
+            memory = _sweep_memory(results, large_n)
+            entry = speed_cases.supcon_large_vs_matmul(large_n, dim, rounds, memory)
+            progress.add(1)
+        elif case == "dist_replica_vs_global":
+            larger = None if quick else 4 * n
+            entry = speed_cases.replica_vs_global(n, dim, repeats, REPLICAS, larger)
+            progress.add(1)
         elif case == "heads4_vs_4x_one_head":
             entry = speed_cases.heads_vs_one_head(n, dim, repeats, backend, heads=4)
             progress.add(1)
@@ -141,6 +186,15 @@ def run_speed_bench(
     return results
 
 
+def _sweep_memory(results, n):
+    """The fresh-process memory of the sweep's point at `n` when this run measured it."""
+    for point in results.get("supcon_vs_matmul", {}).get("sweep", []):
+        if point["n"] == n and "rss_mb" in point:
+            keys = ("rss_mb", "loss_extra_mb", "matmul_extra_mb", "loss_minus_matmul_mb")
+            return {key: point[key] for key in keys}
+    return None
+
+
 def _finish(case, entry, context):
     """Adds target, direction, verdict and the run's context to a case entry."""
     better = "higher" if case.startswith("vs_") else "lower"
@@ -152,11 +206,23 @@ def _finish(case, entry, context):
         met = bool(ratio >= target)
     else:
         met = bool(ratio <= target)
+    memory = {}
+    if case in MEMORY_TARGETS:
+        memory_target = MEMORY_TARGETS[case] * entry["n"] ** 2 * 4 / 2**20
+        memory_met = bool(entry["loss_extra_mb"] <= memory_target)
+        memory = {
+            "time_target_met": met,
+            "memory_target_mb": memory_target,
+            "memory_target_met": memory_met,
+        }
+        met = met and memory_met
+    # The case's own `n` and `repeats` (a case may run at another size) win over the run's.
     return {
+        **context,
         "ratio": ratio,
         "target": target,
         "better": better,
         "meets_target": met,
+        **memory,
         **entry,
-        **context,
     }

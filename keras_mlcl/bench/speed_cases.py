@@ -2,19 +2,31 @@
 
 Every case returns an entry with the `ratio` of the two medians, both medians in ms, what was
 measured and the compilation mode; `keras_mlcl.bench.speed` adds the target and the verdict.
+
+Peak memory is read two ways: in-process (`peak_memory_mb`: XLA's buffer assignment on JAX, the
+profiler's allocations on torch) and as the peak resident set of a fresh process that runs one
+side only (`side_peak_rss_mb`), which every backend supports.
 """
+
+import json
+import os
+import resource
+import subprocess
+import sys
 
 import keras
 import numpy as np
+from keras import ops
 
-from keras_mlcl.bench.timing import default_mode
-from keras_mlcl.bench.timing import gradient_runner
-from keras_mlcl.bench.timing import matmul_runner
-from keras_mlcl.bench.timing import peak_memory_mb
+from keras_mlcl.backend import default_mode
+from keras_mlcl.backend import gradient_runner
+from keras_mlcl.backend import matmul_runner
+from keras_mlcl.backend import peak_memory_mb
 from keras_mlcl.bench.timing import time_interleaved
 from keras_mlcl.losses import MultiLevelSupCon
 from keras_mlcl.losses import SupCon
 from keras_mlcl.models import ContrastiveModel
+from keras_mlcl.ops import supcon_from_labels
 
 TEMPERATURE = 0.1
 NUM_CLASSES = 100
@@ -24,13 +36,17 @@ ENCODER_WIDTH = 2048
 
 
 def _inputs(n, dim, seed=0):
-    """Unit embeddings `(n, dim)`, class ids `(n,)` (two views per sample) and a cotangent."""
+    """Unit embeddings `(n, dim)` and class ids `(n,)` (two views per sample)."""
     rng = np.random.default_rng(seed)
     z = _unit(rng.normal(size=(n, dim)))
     half = rng.integers(0, NUM_CLASSES, size=(n + 1) // 2)
     labels = np.concatenate([half, half])[:n].astype("int32")
-    cotangent = rng.normal(size=(n, n)).astype("float32")
-    return z, labels, cotangent
+    return z, labels
+
+
+def _cotangent(n, seed=0):
+    """A fixed `(n, n)` float32 cotangent for the bare matmul's backward pass."""
+    return np.random.default_rng(seed + 1).standard_normal((n, n), dtype=np.float32)
 
 
 def _unit(x):
@@ -57,8 +73,9 @@ def _ratio_entry(measured, baseline, measured_name, baseline_name, mode, inverse
 
 def supcon_vs_matmul(n, dim, repeats, backend, torch_compile):
     """SupCon fwd+bwd against the bare `z @ z.T` fwd+bwd; on torch the faster mode counts."""
-    z, labels, cotangent = _inputs(n, dim)
-    modes = [default_mode(backend)]
+    z, labels = _inputs(n, dim)
+    cotangent = _cotangent(n)
+    modes = [default_mode()]
     if backend == "torch" and torch_compile:
         modes.append("torch.compile")
     by_mode = {}
@@ -81,17 +98,33 @@ def supcon_vs_matmul(n, dim, repeats, backend, torch_compile):
     return entry
 
 
-def sweep_point(size, dim, repeats, backend):
-    """SupCon and the bare matmul at batch size `size`: medians, ratio and peak memory."""
-    z, labels, cotangent = _inputs(size, dim, seed=size)
-    mode = default_mode(backend)
+def sweep_repeats(size, repeats):
+    """Timed rounds at batch size `size`: `repeats` up to N = 2048, fewer above (at least 2)."""
+    return max(2, min(repeats, round(repeats * 2048 / size)))
+
+
+def sweep_point(size, dim, repeats, fresh_processes=True):
+    """SupCon and the bare matmul at batch size `size`: medians, ratio and peak memory.
+
+    The peak memory is given in-process (`*_peak_mb`, see `peak_memory_mb`) and, with
+    `fresh_processes`, as the peak resident set of a fresh process per side
+    (`rss_mb`, see `side_peak_rss_mb`).
+    """
+    z, labels = _inputs(size, dim, seed=size)
+    mode = default_mode()
     loss_run, loss_step, loss_args = gradient_runner(_supcon_loss_fn(), z, [labels], mode)
-    matmul_run, matmul_step, matmul_args = matmul_runner(z, cotangent, mode)
-    medians = time_interleaved({"loss": loss_run, "matmul": matmul_run}, repeats, warmup=2)
+    matmul_run, matmul_step, matmul_args = matmul_runner(z, _cotangent(size, seed=size), mode)
+    medians = time_interleaved(
+        {"loss": loss_run, "matmul": matmul_run},
+        sweep_repeats(size, repeats),
+        warmup=2 if size <= 4096 else 1,
+    )
     method, loss_peak = peak_memory_mb(loss_run, loss_step, loss_args)
     _, matmul_peak = peak_memory_mb(matmul_run, matmul_step, matmul_args)
-    return {
+    del loss_run, loss_step, loss_args, matmul_run, matmul_step, matmul_args
+    point = {
         "n": size,
+        "repeats": sweep_repeats(size, repeats),
         "loss_ms": medians["loss"] * 1e3,
         "matmul_ms": medians["matmul"] * 1e3,
         "ratio": medians["loss"] / medians["matmul"],
@@ -100,11 +133,174 @@ def sweep_point(size, dim, repeats, backend):
         "memory_method": method,
         "mode": mode,
     }
+    if fresh_processes:
+        point.update(_fresh_process_memory(size, dim))
+    return point
+
+
+def supcon_large_vs_matmul(n, dim, repeats, memory=None):
+    """SupCon fwd+bwd against the bare matmul fwd+bwd at a large `n`: time and extra memory.
+
+    The time ratio is taken in this process (interleaved medians); the memory in fresh
+    processes, one per side, see `side_peak_rss_mb`, unless `memory` holds them already (the
+    sweep's point at the same `n` and inputs). The loss's extra memory is its peak resident
+    set minus the baseline's.
+    """
+    z, labels = _inputs(n, dim, seed=n)
+    mode = default_mode()
+    loss_run, _, _ = gradient_runner(_supcon_loss_fn(), z, [labels], mode)
+    matmul_run, _, _ = matmul_runner(z, _cotangent(n, seed=n), mode)
+    medians = time_interleaved({"loss": loss_run, "matmul": matmul_run}, repeats, warmup=1)
+    del loss_run, matmul_run
+    entry = _ratio_entry(
+        medians["loss"],
+        medians["matmul"],
+        f"SupCon(temperature={TEMPERATURE}) fwd+bwd, {NUM_CLASSES} classes",
+        "z @ z.T fwd+bwd",
+        mode,
+    )
+    entry.update(n=n, repeats=repeats, **(memory or _fresh_process_memory(n, dim)))
+    return entry
+
+
+def replica_vs_global(n, dim, repeats, replicas=4, larger_n=None):
+    """One replica's loss (its `n / replicas` anchors against all `n` candidates) over the
+    single-device loss of all `n` anchors, both fwd+bwd with respect to the embeddings.
+
+    With `larger_n`, the same ratio at that batch size is added under `"larger"`.
+    """
+    entry = _replica_ratio(n, dim, repeats, replicas)
+    entry["n"] = n
+    entry["replicas"] = replicas
+    if larger_n is not None:
+        larger = _replica_ratio(larger_n, dim, max(3, repeats // 3), replicas)
+        entry["larger"] = {"n": larger_n, **larger}
+    return entry
+
+
+def _replica_ratio(n, dim, repeats, replicas):
+    if n % replicas:
+        raise ValueError(f"`n` should be a multiple of `replicas` ({replicas}). Received: `n`={n}")
+    z, labels = _inputs(n, dim)
+    local = n // replicas
+
+    def replica_loss(z, labels):
+        loss, valid = supcon_from_labels(
+            z[:local], z, labels[:local], labels, TEMPERATURE, anchor_offset=0
+        )
+        return _mean_over_valid(loss, valid)
+
+    def global_loss(z, labels):
+        loss, valid = supcon_from_labels(z, z, labels, labels, TEMPERATURE)
+        return _mean_over_valid(loss, valid)
+
+    mode = default_mode()
+    replica_run, _, _ = gradient_runner(replica_loss, z, [labels], mode)
+    global_run, _, _ = gradient_runner(global_loss, z, [labels], mode)
+    medians = time_interleaved({"replica": replica_run, "global": global_run}, repeats)
+    return _ratio_entry(
+        medians["replica"],
+        medians["global"],
+        f"one replica's loss: {local} anchors x {n} gathered candidates, fwd+bwd",
+        f"single-device loss: {n} anchors x {n} candidates, fwd+bwd",
+        mode,
+    )
+
+
+def _mean_over_valid(loss, valid):
+    valid = ops.cast(valid, loss.dtype)
+    return ops.sum(loss * valid) / ops.maximum(ops.sum(valid), 1.0)
+
+
+MEMORY_SIDES = ("baseline", "matmul", "loss")
+
+
+def _fresh_process_memory(n, dim):
+    """The peak resident set of each side in its own fresh process, and the differences."""
+    peaks = {side: side_peak_rss_mb(side, n, dim) for side in MEMORY_SIDES}
+    return {
+        "rss_mb": peaks,
+        "loss_extra_mb": peaks["loss"] - peaks["baseline"],
+        "matmul_extra_mb": peaks["matmul"] - peaks["baseline"],
+        "loss_minus_matmul_mb": peaks["loss"] - peaks["matmul"],
+    }
+
+
+def side_peak_rss_mb(side, n, dim):
+    """The peak resident set (MB) of a fresh Python process that runs one side, on this backend.
+
+    Every side's process imports Keras and keras-mlcl, makes the same inputs (`z` `(n, dim)`
+    and the labels) and runs, compiled the same way as the timings, a fwd+bwd of
+    `sum(z * z)` (so the runtime, its thread pools and the compiler are loaded); then:
+
+    - `"baseline"`: nothing more;
+    - `"matmul"`: twice the bare `z @ z.T` fwd+bwd (it also holds its `(n, n)` cotangent);
+    - `"loss"`: twice the `SupCon` fwd+bwd.
+
+    Args:
+        side: one of `MEMORY_SIDES`.
+        n: batch size.
+        dim: embedding size.
+
+    Returns:
+        The child's peak resident set size in MB (`VmHWM` on Linux).
+    """
+    if side not in MEMORY_SIDES:
+        raise ValueError(f"`side` should be one of {MEMORY_SIDES}. Received: `side`={side!r}")
+    code = (
+        "from keras_mlcl.bench.speed_cases import run_memory_side; "
+        f"run_memory_side({side!r}, {int(n)}, {int(dim)})"
+    )
+    env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"The {side!r} memory process (n={n}, dim={dim}) failed with exit code "
+            f"{result.returncode}:\n{result.stderr[-3000:]}"
+        )
+    return json.loads(result.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+
+
+def run_memory_side(side, n, dim):
+    """The body of `side_peak_rss_mb`'s child process: runs `side` and prints its peak RSS."""
+    mode = default_mode()
+    z, labels = _inputs(n, dim, seed=n)
+    warm_run, _, _ = gradient_runner(lambda x, y: ops.sum(x * x), z, [labels], mode)
+    warm_run()
+    if side == "matmul":
+        run, _, _ = matmul_runner(z, _cotangent(n, seed=n), mode)
+    elif side == "loss":
+        run, _, _ = gradient_runner(_supcon_loss_fn(), z, [labels], mode)
+    else:
+        run = warm_run
+    run()
+    run()
+    print(json.dumps({"side": side, "n": n, "dim": dim, "peak_rss_mb": _peak_rss_mb()}))
+
+
+def _peak_rss_mb():
+    """This process's peak resident set in MB.
+
+    On Linux, `VmHWM` of `/proc/self/status`: `getrusage`'s `ru_maxrss` is carried over
+    `execve` from the forked parent, so a child of a large process would report the parent's
+    size. Elsewhere, `ru_maxrss` (bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
 def heads_vs_one_head(n, dim, repeats, backend, heads=4):
     """A `heads`-head `MultiLevelSupCon` against `heads` times a one-head one."""
-    z, labels, _ = _inputs(n, dim)
+    z, labels = _inputs(n, dim)
     rng = np.random.default_rng(1)
     names = [f"head_{h}" for h in range(heads)]
     # Coarser levels for the other heads: class ids of the finest level, grouped.
@@ -128,7 +324,7 @@ def heads_vs_one_head(n, dim, repeats, backend, heads=4):
     def one_fn(embeddings, ids):
         return one({names[0]: ids}, {names[0]: embeddings})
 
-    mode = default_mode(backend)
+    mode = default_mode()
     many_run, _, _ = gradient_runner(many_fn, zs, [levels.astype("int32")], mode)
     one_run, _, _ = gradient_runner(one_fn, z, [labels], mode)
     medians = time_interleaved({"many": many_run, "one": one_run}, repeats)
@@ -210,7 +406,7 @@ def vs_pml_supcon(n, dim, repeats, backend):
             "skipped": True,
             "reason": "pytorch-metric-learning is not installed",
         }
-    z, labels, _ = _inputs(n, dim)
+    z, labels = _inputs(n, dim)
     peer = SupConLoss(temperature=TEMPERATURE)
     ours_run, _, _ = gradient_runner(_supcon_loss_fn(), z, [labels], "eager")
     peer_run, _, _ = gradient_runner(lambda z, y: peer(z, y), z, [labels], "eager")

@@ -162,9 +162,15 @@ def input_paths(args):
 def run_bench(args):
     if args.bench == "speed":
         from keras_mlcl.bench.report import speed_table
+        from keras_mlcl.bench.speed import CASES
         from keras_mlcl.bench.speed import run_speed_bench
 
-        results = run_speed_bench(out=args.out, quick=args.quick, verbose=0 if args.quiet else 1)
+        cases = args.cases.split(",") if args.cases else None
+        if cases is not None and not set(cases) <= set(CASES):
+            raise UsageError(f"`--cases` should be among {list(CASES)}. Received: {args.cases!r}")
+        results = run_speed_bench(
+            out=args.out, cases=cases, quick=args.quick, verbose=0 if args.quiet else 1
+        )
         if not args.quiet:
             print(speed_table(results))
         return 0

@@ -8,6 +8,7 @@ from keras_mlcl.distribution.cross_replica import gather_across_replicas
 from keras_mlcl.distribution.cross_replica import local_rows
 from keras_mlcl.distribution.cross_replica import loss_scale_for_replicas
 from keras_mlcl.distribution.cross_replica import replica_count
+from keras_mlcl.distribution.cross_replica import replica_offset
 from keras_mlcl.distribution.cross_replica import variable_scope
 from keras_mlcl.distribution.process_group import average_gradients_across_processes
 from keras_mlcl.distribution.process_group import broadcast_variables
@@ -19,5 +20,6 @@ __all__ = [
     "local_rows",
     "loss_scale_for_replicas",
     "replica_count",
+    "replica_offset",
     "variable_scope",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_mlcl.distribution import backend_collectives
+from keras_mlcl import backend
 from keras_mlcl.utils.types import Tensor
 
 
@@ -34,7 +34,7 @@ def replica_count() -> int:
     >>> keras_mlcl.distribution.replica_count()  # one process, one device
     1
     """
-    return backend_collectives.replica_count()
+    return backend.replica_count()
 
 
 def gather_across_replicas(values: Any) -> Any:
@@ -61,7 +61,7 @@ def gather_across_replicas(values: Any) -> Any:
         return values
 
     def gather(x):
-        return None if x is None else backend_collectives.all_gather(ops.convert_to_tensor(x))
+        return None if x is None else backend.all_gather(ops.convert_to_tensor(x))
 
     return keras.tree.map_structure(gather, values, none_is_leaf=True)
 
@@ -77,7 +77,22 @@ def loss_scale_for_replicas() -> float:
     Returns:
         A Python float.
     """
-    return backend_collectives.loss_scale()
+    return backend.loss_scale()
+
+
+def replica_offset(local_size: int | Tensor) -> int | Tensor:
+    """The index of this replica's first row in a gathered batch.
+
+    Args:
+        local_size: the number of rows this replica contributes.
+
+    Returns:
+        The rows of the replicas before this one: 0 on one replica, a
+        scalar tensor or int otherwise.
+    """
+    if replica_count() == 1:
+        return 0
+    return backend.replica_offset(local_size)
 
 
 def local_rows(values: Tensor, local_size: int | Tensor) -> Tensor:
@@ -93,7 +108,7 @@ def local_rows(values: Tensor, local_size: int | Tensor) -> Tensor:
     """
     if replica_count() == 1:
         return values
-    offset = backend_collectives.replica_offset(local_size)
+    offset = replica_offset(local_size)
     indices = ops.arange(local_size, dtype="int32") + ops.cast(offset, "int32")
     return ops.take(values, indices, axis=0)
 
@@ -110,4 +125,4 @@ def variable_scope(model: Any) -> AbstractContextManager[Any]:
     >>> with variable_scope(model):
     ...     bank.build(...)
     """
-    return backend_collectives.variable_scope(model)
+    return backend.variable_scope(model)

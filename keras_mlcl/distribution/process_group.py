@@ -11,7 +11,7 @@ optimizer applies them, so every process keeps the same weights.
 
 from typing import Any
 
-from keras_mlcl.distribution import backend_collectives
+from keras_mlcl import backend
 
 
 def broadcast_variables(model: Any, source: int = 0) -> None:
@@ -32,13 +32,13 @@ def broadcast_variables(model: Any, source: int = 0) -> None:
     """
     if isinstance(source, bool) or not isinstance(source, int) or source < 0:
         raise ValueError(f"`source` should be a process rank >= 0. Received: `source`={source!r}")
-    size = backend_collectives.torch_process_group_size()
+    size = backend.process_group_size()
     if source >= size:
         raise ValueError(
             f"`source` should be a rank of the process group (0 to {size - 1}). "
             f"Received: `source`={source}"
         )
-    backend_collectives.torch_broadcast(model.variables, source=source)
+    backend.broadcast(model.variables, source=source)
 
 
 def average_gradients_across_processes(model: Any) -> list[Any]:
@@ -64,4 +64,4 @@ def average_gradients_across_processes(model: Any) -> list[Any]:
         raise ValueError(
             "`model` should be built (call it on a batch) before adding gradient hooks."
         )
-    return backend_collectives.torch_average_gradients(model.trainable_variables)
+    return backend.average_gradients(model.trainable_variables)

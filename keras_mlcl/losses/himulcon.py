@@ -6,12 +6,12 @@ from typing import Any
 import keras
 from keras import ops
 
+from keras_mlcl.backend import as_tensor
+from keras_mlcl.losses.contrastive_loss import ContrastiveInputs
 from keras_mlcl.losses.contrastive_loss import ContrastiveLoss
 from keras_mlcl.losses.contrastive_loss import embeddings_tensor
-from keras_mlcl.ops import NORMALIZATIONS
 from keras_mlcl.ops import check_class_ids
-from keras_mlcl.ops import supcon_from_weights
-from keras_mlcl.utils.backend_utils import as_tensor
+from keras_mlcl.ops.blockwise import take_rows
 from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_positive_float
@@ -21,7 +21,7 @@ VARIANTS = ("hmc", "hce", "hmce")
 LEVEL_PENALTIES = {"exp": math.exp, "pow2": lambda x: 2.0**x}
 
 
-def hierarchy_level_weights(labels: Tensor) -> Tensor:
+def hierarchy_level_weights(labels: Tensor, candidate_labels: Tensor | None = None) -> Tensor:
     """Positive weights of every hierarchy depth, finest first.
 
     Depth `k = 1 .. L`: samples `i` and `j` are positives when their labels
@@ -32,19 +32,27 @@ def hierarchy_level_weights(labels: Tensor) -> Tensor:
 
     Args:
         labels: int class ids `(N, L)`, coarse to fine.
+        candidate_labels: optional `(M, L)` ids of the samples `j`.
+            Defaults to None (`labels`: the `(N, N)` form).
 
     Returns:
-        A float32 tensor `(L, N, N)`.
+        A float32 tensor `(L, N, N)` (`(L, N, M)` with `candidate_labels`).
+
+    Example:
+
+    >>> hierarchy_level_weights(keras.ops.convert_to_tensor([[0, 0], [0, 1]]))
+    >>> # depth 1 (full path): the identity; depth 2 (coarse): all ones
     """
+    if candidate_labels is None:
+        candidate_labels = labels
     n_levels = labels.shape[1]
     matches = []
     agree = None
     for level in range(n_levels):
-        column = labels[:, level]
-        labelled = column >= 0
+        own, other = labels[:, level], candidate_labels[:, level]
         same = ops.logical_and(
-            ops.equal(column[:, None], column[None, :]),
-            ops.logical_and(labelled[:, None], labelled[None, :]),
+            ops.equal(own[:, None], other[None, :]),
+            ops.logical_and((own >= 0)[:, None], (other >= 0)[None, :]),
         )
         agree = same if agree is None else ops.logical_and(agree, same)
         matches.append(agree)
@@ -86,6 +94,8 @@ class HiMulCon(ContrastiveLoss):
         level_penalty: `"exp"` (default) or `"pow2"`.
         normalization: `"count"` (default) or `"weight"`.
         normalize: L2-normalise `y_pred` inside the loss. Defaults to False.
+        block_size: anchor rows per block of the kernel. Defaults to None
+            (automatic, see `keras_mlcl.ops.supcon_from_labels`).
         reduction: see `ContrastiveLoss`; `"none"` is only defined for
             `"hmc"` (the others compare batch losses).
         name: the loss name. Defaults to `"himulcon"`.
@@ -107,15 +117,21 @@ class HiMulCon(ContrastiveLoss):
         level_penalty: str = "exp",
         normalization: str = "count",
         normalize: bool = False,
+        block_size: int | None = None,
         reduction: str | None = "sum_over_batch_size",
         name: str = "himulcon",
         dtype: str | None = None,
     ) -> None:
-        super().__init__(reduction=reduction, name=name, dtype=dtype)
+        super().__init__(
+            normalization=normalization,
+            block_size=block_size,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
+        )
         self.variant = check_choice("variant", variant, VARIANTS)
         self.temperature = check_positive_float("temperature", temperature)
         self.level_penalty = check_choice("level_penalty", level_penalty, tuple(LEVEL_PENALTIES))
-        self.normalization = check_choice("normalization", normalization, NORMALIZATIONS)
         self.normalize = bool(normalize)
         if reduction in ("none", None) and variant != "hmc":
             raise ValueError(
@@ -124,21 +140,42 @@ class HiMulCon(ContrastiveLoss):
                 f"`variant`={variant!r}"
             )
 
-    def anchor_losses(self, y_true: Tensor, y_pred: Tensor) -> tuple[Tensor, Tensor]:
-        z = embeddings_tensor(y_pred, normalize=self.normalize)
+    def bank_labels(self, y_true: Tensor, name: str = "y_true") -> Tensor:
         labels = as_tensor(y_true)
         if len(labels.shape) != 2 or not (
             "int" in str(labels.dtype) or "float" in str(labels.dtype)
         ):
             raise ValueError(
-                "`y_true` for HiMulCon should be integer class ids of shape "
+                f"`{name}` for HiMulCon should be integer class ids of shape "
                 "(N, L), one column per level, coarse to fine. Received: "
-                f"`y_true.shape`={tuple(labels.shape)}, dtype={labels.dtype}"
+                f"`{name}.shape`={tuple(labels.shape)}, dtype={labels.dtype}"
             )
-        check_class_ids(labels, "y_true")
+        check_class_ids(labels, name)
+        return labels
+
+    def contrastive_inputs(self, y_true: Tensor, y_pred: Tensor) -> ContrastiveInputs:
+        """One embedding shared by the `L` depths: one similarity matrix, `L` weight sets."""
+        z = embeddings_tensor(y_pred, normalize=self.normalize)
+        labels = self.bank_labels(y_true)
         check_same_batch_size("y_true", labels, "y_pred", z)
-        w = hierarchy_level_weights(labels)
-        return supcon_from_weights(z, w, self.temperature, self.normalization)
+
+        def weights(own, other):
+            return lambda start, rows: hierarchy_level_weights(
+                take_rows(own[0], start, rows), other[0]
+            )
+
+        return ContrastiveInputs(
+            embeddings=z[None],
+            labels=[labels],
+            weights=weights,
+            binary=True,
+            temperature=self.temperature,
+            shared_terms=True,
+        )
+
+    def reference_inputs(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, list[Tensor]]:
+        bank = embeddings_tensor(embeddings, name="reference_embeddings")
+        return bank[None], [self.bank_labels(labels, name="reference_labels")]
 
     def combine(self, term_losses: Tensor) -> Tensor:
         penalty = LEVEL_PENALTIES[self.level_penalty]
@@ -164,9 +201,7 @@ class HiMulCon(ContrastiveLoss):
                 "variant": self.variant,
                 "temperature": self.temperature,
                 "level_penalty": self.level_penalty,
-                "normalization": self.normalization,
                 "normalize": self.normalize,
-                "dtype": self.dtype,
             }
         )
         return config

@@ -7,16 +7,15 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_mlcl.distribution import gather_across_replicas
+from keras_mlcl.backend import as_tensor
+from keras_mlcl.losses.contrastive_loss import ContrastiveInputs
 from keras_mlcl.losses.contrastive_loss import ContrastiveLoss
 from keras_mlcl.losses.contrastive_loss import embeddings_tensor
-from keras_mlcl.losses.contrastive_loss import reduce_anchor_losses
-from keras_mlcl.ops import NORMALIZATIONS
+from keras_mlcl.losses.contrastive_loss import float_embeddings
 from keras_mlcl.ops import POSITIVE_RULES
 from keras_mlcl.ops import check_labels_for_rule
-from keras_mlcl.ops import positive_weights
-from keras_mlcl.ops import supcon_from_weights
-from keras_mlcl.utils.backend_utils import as_tensor
+from keras_mlcl.ops.positives import BINARY_RULES
+from keras_mlcl.ops.supcon import labels_weights_fn
 from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_non_negative_float
@@ -121,6 +120,8 @@ class MultiLevelSupCon(ContrastiveLoss):
             `keras_mlcl.ops.positive_weights`, default `"equal"`) and
             `"columns"` (label columns of a multi-hot `y_true`, default None).
         normalization: `"count"` (default) or `"weight"`.
+        block_size: anchor rows per block of the kernel. Defaults to None
+            (automatic, see `keras_mlcl.ops.supcon_from_labels`).
         reduction: see `ContrastiveLoss`; applied to each head, then the
             heads are summed with their weights.
         name: the loss name. Defaults to `"multi_level_supcon"`.
@@ -142,11 +143,18 @@ class MultiLevelSupCon(ContrastiveLoss):
         self,
         heads: Mapping[str, Mapping[str, Any]],
         normalization: str = "count",
+        block_size: int | None = None,
         reduction: str | None = "sum_over_batch_size",
         name: str = "multi_level_supcon",
         dtype: str | None = None,
     ) -> None:
-        super().__init__(reduction=reduction, name=name, dtype=dtype)
+        super().__init__(
+            normalization=normalization,
+            block_size=block_size,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
+        )
         if not isinstance(heads, dict) or not heads:
             raise ValueError(
                 "`heads` should be a non-empty dict {name: {'temperature': ..., "
@@ -154,7 +162,6 @@ class MultiLevelSupCon(ContrastiveLoss):
                 f"Received: `heads`={heads!r}"
             )
         self.heads = {str(name): _head_config(name, config) for name, config in heads.items()}
-        self.normalization = check_choice("normalization", normalization, NORMALIZATIONS)
 
     @property
     def head_names(self) -> list[str]:
@@ -279,92 +286,64 @@ class MultiLevelSupCon(ContrastiveLoss):
             )
         return labels
 
-    def anchor_losses(
-        self,
-        y_true: Tensor | Mapping[str, Tensor],
-        y_pred: Mapping[str, Tensor],
-        reference_embeddings: Mapping[str, Tensor] | None = None,
-        reference_labels: Mapping[str, Tensor] | None = None,
-        reference_mask: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """Per-head, per-anchor losses `(H, N)` and validity, heads in order.
+    @property
+    def labels_by_columns(self) -> bool:
+        """True when every head selects `columns`: `y_true` may be one multi-hot array."""
+        return all(c["columns"] is not None for c in self.heads.values())
 
-        Args:
-            y_true: labels, as for the loss.
-            y_pred: `{head: (N, D_h)}` embeddings.
-            reference_embeddings: optional `{head: (M, D_h)}` embeddings
-                every anchor is also contrasted against (a memory bank);
-                never anchors themselves.
-            reference_labels: `{head: labels}` of the references, the same
-                kind as each head's labels; needed with
-                `reference_embeddings`.
-            reference_mask: optional `(M,)` booleans, False for empty slots.
-        """
+    def bank_labels(self, y_true: Tensor | Mapping[str, Tensor]) -> dict[str, Tensor]:
+        return self.head_labels(y_true)
+
+    def contrastive_inputs(
+        self, y_true: Tensor | Mapping[str, Tensor], y_pred: Mapping[str, Tensor]
+    ) -> ContrastiveInputs:
+        """All heads stacked: embeddings zero-padded to the widest head, `(H, N, D)`."""
         self._check_heads("y_pred", y_pred)
-        if (reference_embeddings is None) != (reference_labels is None):
-            raise ValueError(
-                "`reference_embeddings` and `reference_labels` go together: pass both or neither."
-            )
         labels = self.head_labels(y_true)
         embeddings = {}
         for name in self.heads:
             z = embeddings_tensor(y_pred[name], name=f"y_pred[{name!r}]")
             check_same_batch_size(f"y_true[{name!r}]", labels[name], f"y_pred[{name!r}]", z)
-            embeddings[name] = ops.cast(z, "float32") if z.dtype != "float64" else z
+            embeddings[name] = z
         batch_sizes = {int(z.shape[0]) for z in embeddings.values() if z.shape[0] is not None}
         if len(batch_sizes) > 1:
             raise ValueError(
                 "Every head of `y_pred` should have the same batch size. Received: "
                 + str({n: tuple(z.shape) for n, z in embeddings.items()})
             )
+        rules = [c["positives"] for c in self.heads.values()]
+        return ContrastiveInputs(
+            embeddings=self._stack(embeddings),
+            labels=[labels[name] for name in self.heads],
+            weights=lambda own, other: labels_weights_fn(own, other, rules),
+            binary=all(rule in BINARY_RULES for rule in rules),
+            temperature=[c["temperature"] for c in self.heads.values()],
+        )
+
+    def reference_inputs(
+        self, embeddings: Mapping[str, Tensor], labels: Mapping[str, Tensor]
+    ) -> tuple[Tensor, list[Tensor]]:
+        self._check_heads("reference_embeddings", embeddings)
+        self._check_heads("reference_labels", labels)
+        references = {
+            name: embeddings_tensor(embeddings[name], name=f"reference_embeddings[{name!r}]")
+            for name in self.heads
+        }
+        checked = [
+            check_labels_for_rule(
+                labels[name], config["positives"], name=f"reference_labels[{name!r}]"
+            )
+            for name, config in self.heads.items()
+        ]
+        return self._stack(references), checked
+
+    def _stack(self, embeddings):
+        """`(H, N, D)` from `{head: (N, D_h)}`, zero-padded to the widest head."""
+        embeddings = {name: float_embeddings(z) for name, z in embeddings.items()}
         width = max(int(z.shape[-1]) for z in embeddings.values())
-        z = ops.stack(
-            [ops.pad(e, [[0, 0], [0, width - int(e.shape[-1])]]) for e in embeddings.values()]
+        return ops.stack(
+            [ops.pad(z, [[0, 0], [0, width - int(z.shape[-1])]]) for z in embeddings.values()]
         )
-        w = ops.stack([positive_weights(labels[n], c["positives"]) for n, c in self.heads.items()])
-        temperatures = ops.convert_to_tensor(
-            [c["temperature"] for c in self.heads.values()], dtype=z.dtype
-        )
-        if reference_embeddings is None:
-            return supcon_from_weights(z, w, temperatures, self.normalization)
-        reference, reference_weights = self._reference_terms(
-            labels, reference_embeddings, reference_labels, width
-        )
-        return supcon_from_weights(
-            z,
-            w,
-            temperatures,
-            self.normalization,
-            reference=reference,
-            reference_weights=reference_weights,
-            reference_mask=reference_mask,
-        )
-
-    def _reference_terms(self, labels, reference_embeddings, reference_labels, width):
-        """Stacked `(H, M, width)` references and `(H, N, M)` anchor-to-reference weights.
-
-        The weights are the anchor rows and reference columns of each
-        head's rule on the concatenated labels `[labels; reference_labels]`.
-        """
-        self._check_heads("reference_embeddings", reference_embeddings)
-        self._check_heads("reference_labels", reference_labels)
-        references, weights = [], []
-        for name, config in self.heads.items():
-            bank = embeddings_tensor(
-                reference_embeddings[name], name=f"reference_embeddings[{name!r}]"
-            )
-            bank = ops.cast(bank, "float32") if bank.dtype != "float64" else bank
-            references.append(ops.pad(bank, [[0, 0], [0, width - int(bank.shape[-1])]]))
-            own = labels[name]
-            other = check_labels_for_rule(
-                ops.cast(reference_labels[name], own.dtype),
-                config["positives"],
-                name=f"reference_labels[{name!r}]",
-            )
-            n = ops.shape(own)[0]
-            joint = positive_weights(ops.concatenate([own, other], axis=0), config["positives"])
-            weights.append(joint[:n, n:])
-        return ops.stack(references), ops.stack(weights)
 
     def _weights(self, dtype):
         return ops.convert_to_tensor([c["weight"] for c in self.heads.values()], dtype=dtype)
@@ -386,23 +365,22 @@ class MultiLevelSupCon(ContrastiveLoss):
     ) -> dict[str, Tensor]:
         """Each head's reduced (unweighted) loss, `{head: scalar}`.
 
-        Their sum weighted by each head's `"weight"` is the loss. Useful
-        to log one metric per head. The batch is gathered across
-        data-parallel replicas first (see `ContrastiveLoss`); the values are
-        the global ones, not scaled for replicas. The `reference_*`
-        arguments add a memory bank (see `anchor_losses`).
+        `term_losses` by head name: their sum weighted by each head's
+        `"weight"` is the loss. Useful to log one metric per head. Under
+        data parallelism the values are the global ones, not scaled for
+        replicas. The `reference_*` arguments add a memory bank (see
+        `term_losses`).
         """
         if self.reduction in ("none", None):
             raise ValueError("`head_losses` needs a reducing `reduction`, not 'none'.")
-        y_true, y_pred, sample_weight = gather_across_replicas((y_true, y_pred, sample_weight))
-        losses, valid = self.anchor_losses(
+        reduced = self.term_losses(
             y_true,
             y_pred,
+            sample_weight,
             reference_embeddings=reference_embeddings,
             reference_labels=reference_labels,
             reference_mask=reference_mask,
         )
-        reduced = reduce_anchor_losses(losses, valid, sample_weight, self.reduction)
         return {name: reduced[h] for h, name in enumerate(self.heads)}
 
     def get_config(self) -> dict[str, Any]:
@@ -410,8 +388,6 @@ class MultiLevelSupCon(ContrastiveLoss):
         config.update(
             {
                 "heads": {name: dict(c) for name, c in self.heads.items()},
-                "normalization": self.normalization,
-                "dtype": self.dtype,
             }
         )
         return config

@@ -26,6 +26,8 @@ class MultiSupCon(SupCon):
         min_weight: Jaccard threshold in [0, 1]. Defaults to 0.3.
         normalization: `"count"` (default) or `"weight"`.
         normalize: L2-normalise `y_pred` inside the loss. Defaults to False.
+        block_size: anchor rows per block of the kernel. Defaults to None
+            (automatic).
         reduction: see `ContrastiveLoss`.
         name: the loss name. Defaults to `"multi_supcon"`.
         dtype: the dtype of the returned loss.
@@ -45,6 +47,7 @@ class MultiSupCon(SupCon):
         min_weight: float = 0.3,
         normalization: str = "count",
         normalize: bool = False,
+        block_size: int | None = None,
         reduction: str | None = "sum_over_batch_size",
         name: str = "multi_supcon",
         dtype: str | None = None,
@@ -55,6 +58,7 @@ class MultiSupCon(SupCon):
             normalization=normalization,
             min_weight=min_weight,
             normalize=normalize,
+            block_size=block_size,
             reduction=reduction,
             name=name,
             dtype=dtype,

@@ -26,6 +26,8 @@ class SimDisLoss(SupCon):
         temperature: positive float. Defaults to 0.07.
         normalization: `"count"` (default) or `"weight"`.
         normalize: L2-normalise `y_pred` inside the loss. Defaults to False.
+        block_size: anchor rows per block of the kernel. Defaults to None
+            (automatic).
         reduction: see `ContrastiveLoss`.
         name: the loss name. Defaults to `"simdis"`.
         dtype: the dtype of the returned loss.
@@ -44,6 +46,7 @@ class SimDisLoss(SupCon):
         temperature: float = 0.07,
         normalization: str = "count",
         normalize: bool = False,
+        block_size: int | None = None,
         reduction: str | None = "sum_over_batch_size",
         name: str = "simdis",
         dtype: str | None = None,
@@ -53,6 +56,7 @@ class SimDisLoss(SupCon):
             positives="simdis",
             normalization=normalization,
             normalize=normalize,
+            block_size=block_size,
             reduction=reduction,
             name=name,
             dtype=dtype,

@@ -3,15 +3,15 @@
 from typing import Any
 
 import keras
-from keras import ops
 
+from keras_mlcl.backend import as_tensor
+from keras_mlcl.losses.contrastive_loss import ContrastiveInputs
 from keras_mlcl.losses.contrastive_loss import ContrastiveLoss
 from keras_mlcl.losses.contrastive_loss import embeddings_tensor
-from keras_mlcl.ops import NORMALIZATIONS
 from keras_mlcl.ops import POSITIVE_RULES
-from keras_mlcl.ops import positive_weights
-from keras_mlcl.ops import supcon_from_weights
-from keras_mlcl.utils.backend_utils import as_tensor
+from keras_mlcl.ops import check_labels_for_rule
+from keras_mlcl.ops.positives import BINARY_RULES
+from keras_mlcl.ops.supcon import labels_weights_fn
 from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_non_negative_float
@@ -50,6 +50,8 @@ class SupCon(ContrastiveLoss):
             pytorch-metric-learning's `MultiSupConLoss`). Defaults to 0.
         normalize: if True, L2-normalise `y_pred` inside the loss (zero rows
             raise a `ValueError`). Defaults to False: heads normalise.
+        block_size: anchor rows per block of the kernel. Defaults to None
+            (automatic, see `keras_mlcl.ops.supcon_from_labels`).
         reduction: see `ContrastiveLoss`. Defaults to the mean over valid
             anchors.
         name: the loss name. Defaults to `"supcon"`.
@@ -70,25 +72,44 @@ class SupCon(ContrastiveLoss):
         normalization: str = "count",
         min_weight: float = 0.0,
         normalize: bool = False,
+        block_size: int | None = None,
         reduction: str | None = "sum_over_batch_size",
         name: str = "supcon",
         dtype: str | None = None,
     ) -> None:
-        super().__init__(reduction=reduction, name=name, dtype=dtype)
+        super().__init__(
+            normalization=normalization,
+            block_size=block_size,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
+        )
         self.temperature = check_positive_float("temperature", temperature)
         self.positives = check_choice("positives", positives, POSITIVE_RULES)
-        self.normalization = check_choice("normalization", normalization, NORMALIZATIONS)
         self.min_weight = check_non_negative_float("min_weight", min_weight)
         self.normalize = bool(normalize)
 
-    def anchor_losses(self, y_true: Tensor, y_pred: Tensor) -> tuple[Tensor, Tensor]:
+    def bank_labels(self, y_true: Tensor) -> Tensor:
+        return check_labels_for_rule(as_tensor(y_true), self.positives, name="y_true")
+
+    def contrastive_inputs(self, y_true: Tensor, y_pred: Tensor) -> ContrastiveInputs:
         z = embeddings_tensor(y_pred, normalize=self.normalize)
-        labels = as_tensor(y_true)
+        labels = self.bank_labels(y_true)
         check_same_batch_size("y_true", labels, "y_pred", z)
-        w = positive_weights(labels, self.positives, name="y_true")
-        if self.min_weight > 0:
-            w = ops.where(w >= self.min_weight, w, 0.0)
-        return supcon_from_weights(z, w, self.temperature, self.normalization)
+        rule, min_weight = self.positives, self.min_weight
+        return ContrastiveInputs(
+            embeddings=z[None],
+            labels=[labels],
+            weights=lambda own, other: labels_weights_fn(own, other, [rule], min_weight),
+            binary=rule in BINARY_RULES,
+            temperature=self.temperature,
+        )
+
+    def reference_inputs(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, list[Tensor]]:
+        bank = embeddings_tensor(embeddings, name="reference_embeddings")
+        return bank[None], [
+            check_labels_for_rule(as_tensor(labels), self.positives, name="reference_labels")
+        ]
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -96,10 +117,8 @@ class SupCon(ContrastiveLoss):
             {
                 "temperature": self.temperature,
                 "positives": self.positives,
-                "normalization": self.normalization,
                 "min_weight": self.min_weight,
                 "normalize": self.normalize,
-                "dtype": self.dtype,
             }
         )
         return config

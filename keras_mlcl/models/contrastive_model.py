@@ -73,7 +73,7 @@ class ContrastiveModel(keras.Model):
         ce_weight: non-negative float, the weight of the cross-entropy.
         memory_bank: optional `MemoryBank`, or its `size` (an int): a queue
             of past embeddings and labels per head that training anchors
-            are also contrasted against (needs a `MultiLevelSupCon` loss).
+            are also contrasted against (with any keras_mlcl contrastive loss).
             Built from the first batch in `fit`; not used by `evaluate`.
             Defaults to None.
         **kwargs: base `keras.Model` arguments (`name`, ...).
@@ -149,10 +149,10 @@ class ContrastiveModel(keras.Model):
                 "`loss` should be a keras_mlcl contrastive loss (e.g. MultiLevelSupCon). "
                 f"Received: `loss`={loss!r}"
             )
-        if isinstance(loss, MultiLevelSupCon):
-            if sorted(loss.heads) != sorted(head_names):
+        if loss.head_names is not None:
+            if sorted(loss.head_names) != sorted(head_names):
                 raise ValueError(
-                    f"The head names of `loss` {sorted(loss.heads)} should be those of "
+                    f"The head names of `loss` {sorted(loss.head_names)} should be those of "
                     f"`heads` {sorted(head_names)}."
                 )
         elif len(head_names) != 1:
@@ -168,12 +168,6 @@ class ContrastiveModel(keras.Model):
                 raise ValueError(
                     "`memory_bank` should be a `MemoryBank`, its size (a positive int) or "
                     f"None. Received: `memory_bank`={memory_bank!r}"
-                )
-            if not isinstance(loss, MultiLevelSupCon):
-                raise ValueError(
-                    "`memory_bank` needs a `MultiLevelSupCon` loss (one head is "
-                    "`MultiLevelSupCon(heads={name: {...}})`). Received: "
-                    f"`loss`={type(loss).__name__}"
                 )
         self.memory_bank = memory_bank
         self.views = check_positive_int("views", views)
@@ -250,11 +244,11 @@ class ContrastiveModel(keras.Model):
     def _split_labels(self, y):
         """`(contrastive labels, {level: classifier labels})` from `y`."""
         loss = self.contrastive_loss
-        multi = isinstance(loss, MultiLevelSupCon)
-        by_columns = multi and all(c["columns"] is not None for c in loss.heads.values())
+        keyed = loss.head_names is not None
+        by_columns = loss.labels_by_columns
         if y is None:
             raise ValueError(f"`y` is needed: labels for the heads {self.head_names}.")
-        if not isinstance(y, dict) and multi and not by_columns:
+        if not isinstance(y, dict) and keyed and not by_columns:
             y = ops.convert_to_tensor(y) if not hasattr(y, "shape") else y
             if len(y.shape) != 2 or y.shape[1] != len(self.head_names):
                 raise ValueError(
@@ -265,10 +259,10 @@ class ContrastiveModel(keras.Model):
             y = {name: y[:, i] for i, name in enumerate(self.head_names)}
         if isinstance(y, dict):
             expected = set(self.classifier)
-            if multi:
-                expected |= set(loss.heads)
+            if keyed:
+                expected |= set(loss.head_names)
             missing = sorted(
-                set(loss.heads if multi and not by_columns else []) | set(self.classifier)
+                set(loss.head_names if keyed and not by_columns else []) | set(self.classifier)
             )
             missing = [m for m in missing if m not in y]
             if missing:
@@ -282,18 +276,30 @@ class ContrastiveModel(keras.Model):
                     )
                     + f". Received keys {sorted(y)}"
                 )
-            unknown = sorted(set(y) - expected) if multi else []
+            unknown = sorted(set(y) - expected) if keyed else []
             if unknown:
                 raise ValueError(
                     f"`y` has labels {unknown} that no head or classifier uses. Expected "
                     f"keys {sorted(expected)}"
                 )
-            contrastive = {h: y[h] for h in loss.heads} if multi else y[self.head_names[0]]
+            contrastive = {h: y[h] for h in loss.head_names} if keyed else y[self.head_names[0]]
             return contrastive, {level: y[level] for level in self.classifier}
         extra = [level for level in self.classifier if level != self.head_names[0]]
         if extra:
             raise ValueError(f"Classifier levels {extra} need `y` as a dict with those keys.")
         return y, {level: y for level in self.classifier}
+
+    def _for_loss(self, per_head):
+        """`{head: value}` in the structure of the loss's `y_pred` (a dict, or one tensor)."""
+        if self.contrastive_loss.head_names is not None:
+            return per_head
+        return per_head[self.head_names[0]]
+
+    def _per_head(self, value):
+        """The inverse of `_for_loss`: `{head: value}`."""
+        if self.contrastive_loss.head_names is not None:
+            return value
+        return {self.head_names[0]: value}
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         views = self.views if training else 1
@@ -318,19 +324,27 @@ class ContrastiveModel(keras.Model):
             sample_weight = tile(ops.convert_to_tensor(keras.tree.flatten(sample_weight)[0]))
 
         loss = self.contrastive_loss
-        if isinstance(loss, MultiLevelSupCon):
-            embeddings = {name: y_pred[name] for name in loss.heads}
-            bank = self.memory_bank if training else None
-            references = {} if bank is None else bank.references()
-            per_head = loss.head_losses(contrastive_labels, embeddings, sample_weight, **references)
-            total = loss.combine(ops.stack([per_head[name] for name in loss.heads]))
-            if bank is not None:
-                bank.update(embeddings, loss.head_labels(contrastive_labels))
+        embeddings = {name: y_pred[name] for name in self.head_names}
+        bank = self.memory_bank if training else None
+        references = {}
+        if bank is not None:
+            references = bank.references()
+            references = {
+                "reference_embeddings": self._for_loss(references["reference_embeddings"]),
+                "reference_labels": self._for_loss(references["reference_labels"]),
+                "reference_mask": references["reference_mask"],
+            }
+        terms = loss.term_losses(
+            contrastive_labels, self._for_loss(embeddings), sample_weight, **references
+        )
+        # The terms are the global values: the scale for replicas comes last.
+        total = loss.combine(terms)
+        if loss.head_names is not None:
+            per_head = {name: terms[h] for h, name in enumerate(loss.head_names)}
         else:
-            # The loss is scaled for replicas; the logged head loss is not.
-            total = loss(contrastive_labels, y_pred[self.head_names[0]], sample_weight)
-            total = total / loss_scale_for_replicas()
             per_head = {self.head_names[0]: total}
+        if bank is not None:
+            bank.update(embeddings, self._per_head(loss.bank_labels(contrastive_labels)))
         for tracker, name in zip(self.head_loss_trackers, self.head_names, strict=True):
             tracker.update_state(surface_nan(per_head[name]))
 
@@ -529,11 +543,11 @@ class ContrastiveModel(keras.Model):
             raise ValueError("This model has no `memory_bank` to build.")
         outputs = self(x, training=False)
         contrastive, _ = self._split_labels(y)
-        labels = self.contrastive_loss.head_labels(contrastive)
+        labels = self._per_head(self.contrastive_loss.bank_labels(contrastive))
         with variable_scope(self):
             self.memory_bank.build(
-                {h: int(outputs[h].shape[-1]) for h in self.contrastive_loss.heads},
-                {h: tuple(labels[h].shape[1:]) for h in self.contrastive_loss.heads},
+                {h: int(outputs[h].shape[-1]) for h in self.head_names},
+                {h: tuple(labels[h].shape[1:]) for h in self.head_names},
             )
 
     def embed(self, x: Any, batch_size: int | None = None) -> np.ndarray:

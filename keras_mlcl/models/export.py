@@ -2,11 +2,10 @@
 
 `keras.Model.export(format="tf_saved_model")` works from the TensorFlow and
 JAX backends. From the torch backend Keras 3.15 goes through `torch.export`
-and `torch_xla` (not installable here) and fails on dict outputs. The route
-that works: save the model as `.keras`, then load and export it in a child
-process running the TensorFlow backend. The weights are the same; the
-SavedModel's graph is TensorFlow's trace of the same `keras.ops` code.
-Custom objects must be registered when `keras_mlcl` (and any module named in
+and `torch_xla` (not installable here) and fails on dict outputs, so
+`keras_mlcl.backend` saves the model as `.keras` and runs this module as a
+TensorFlow-backend child process (`main`) that loads and exports it. Custom
+objects must be registered when `keras_mlcl` (and any module named in
 `modules`) is imported.
 
 A SavedModel is a TensorFlow format: without TensorFlow installed the export
@@ -19,12 +18,11 @@ import importlib
 import importlib.util
 import json
 import os
-import subprocess
-import sys
-import tempfile
 from collections.abc import Sequence
 
 import keras
+
+from keras_mlcl import backend
 
 EXPORT_NEEDS_TENSORFLOW = (
     "exporting a SavedModel needs TensorFlow: pip install 'keras-mlcl[export]' or tensorflow"
@@ -80,39 +78,7 @@ def export_saved_model(
         MissingTensorFlowError: TensorFlow is not installed (checked first).
     """
     check_tensorflow_installed()
-    if keras.backend.backend() != "torch":
-        keras.Model.export(
-            model,
-            filepath,
-            format="tf_saved_model",
-            input_signature=input_signature,
-            verbose=verbose,
-        )
-        return
-    specs = [{"shape": list(s.shape), "dtype": s.dtype} for s in input_signature]
-    with tempfile.TemporaryDirectory() as folder:
-        source = os.path.join(folder, "model.keras")
-        model.save(source)
-        command = [
-            sys.executable,
-            "-m",
-            "keras_mlcl.models.export",
-            source,
-            os.fspath(filepath),
-            "--signature",
-            json.dumps(specs),
-            "--modules",
-            *modules,
-        ]
-        env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
-        result = subprocess.run(command, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(
-            "Exporting from the torch backend through a TensorFlow process failed:\n"
-            + result.stderr[-4000:]
-        )
-    if verbose:
-        print(result.stdout)
+    backend.export_saved_model(model, filepath, input_signature, modules, verbose)
 
 
 def load_in_child(source: str, modules: Sequence[str]) -> keras.Model:

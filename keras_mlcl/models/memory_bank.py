@@ -132,7 +132,7 @@ class MemoryBank(keras.layers.Layer):
             )
 
     def references(self) -> dict[str, Any]:
-        """The bank's contents for `MultiLevelSupCon.head_losses`.
+        """The bank's contents as the `reference_*` arguments of `ContrastiveLoss.term_losses`.
 
         Returns:
             A dict with `"reference_embeddings"` `{head: (size, D_h)}`,

@@ -3,8 +3,8 @@
 import numpy as np
 from keras import ops
 
-from keras_mlcl.utils.backend_utils import as_tensor
-from keras_mlcl.utils.backend_utils import concrete_numpy
+from keras_mlcl.backend import as_tensor
+from keras_mlcl.backend import concrete_numpy
 from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_choice
 
@@ -123,33 +123,65 @@ def positive_weights(labels: Tensor, rule: str = "equal", name: str = "labels") 
     >>> positive_weights(labels, "simdis")  # [[1, 0.5], [0.5, 1]]
     """
     labels = check_labels_for_rule(labels, rule, name)
-    if rule == "equal":
-        # One comparison: an unlabelled anchor (-1) matches no sample, an
-        # unlabelled sample (-2) matches no anchor, class ids are >= 0.
-        labelled = labels >= 0
-        anchors = ops.where(labelled, labels, -1)
-        samples = ops.where(labelled, labels, -2)
-        return ops.cast(ops.equal(anchors[:, None], samples[None, :]), "float32")
+    return pair_weights(labels, labels, rule)
 
-    y = ops.cast(labels, "float32")
-    labelled = ops.all(y >= 0, axis=-1, keepdims=True)
-    y = ops.where(labelled, y, 0.0)
-    intersection = ops.matmul(y, ops.transpose(y))
-    size = ops.sum(y, axis=-1)
-    anchor_size = size[:, None]
-    sample_size = size[None, :]
+
+BINARY_RULES = ("equal", "any", "exact")
+
+
+def pair_weights(anchor_labels: Tensor, candidate_labels: Tensor, rule: str = "equal") -> Tensor:
+    """The `(M, N)` positive weights of `M` anchors against `N` candidates.
+
+    The rectangular form of `positive_weights` (same rules, same handling
+    of unlabelled and empty rows), for labels already checked with
+    `check_labels_for_rule`. The blockwise kernel calls it on one block of
+    anchor rows at a time, so no `N x N` weight matrix is ever held.
+
+    Args:
+        anchor_labels: class ids `(M,)` for `"equal"`, multi-hot `(M, K)`
+            otherwise.
+        candidate_labels: the same kind, `(N,)` or `(N, K)`.
+        rule: one of `POSITIVE_RULES`.
+
+    Returns:
+        A float32 tensor of shape `(M, N)`.
+
+    Example:
+
+    >>> pair_weights(keras.ops.convert_to_tensor([0, 1]),
+    ...              keras.ops.convert_to_tensor([1, 1, 0]))  # [[0, 0, 1], [1, 1, 0]]
+    """
+    if rule == "equal":
+        # One comparison: an unlabelled anchor (-1) matches no candidate, an
+        # unlabelled candidate (-2) matches no anchor, class ids are >= 0.
+        anchors = ops.where(anchor_labels >= 0, anchor_labels, -1)
+        candidates = ops.where(candidate_labels >= 0, candidate_labels, -2)
+        return ops.cast(ops.equal(anchors[:, None], candidates[None, :]), "float32")
+
+    anchors, anchor_size = _multi_hot(anchor_labels)
+    candidates, candidate_size = _multi_hot(candidate_labels)
+    intersection = ops.matmul(anchors, ops.transpose(candidates))
+    anchor_size = anchor_size[:, None]
+    candidate_size = candidate_size[None, :]
     shares = intersection > 0
     if rule == "any":
         return ops.cast(shares, "float32")
     if rule == "exact":
         same = ops.logical_and(
-            ops.equal(intersection, anchor_size), ops.equal(intersection, sample_size)
+            ops.equal(intersection, anchor_size), ops.equal(intersection, candidate_size)
         )
         return ops.cast(ops.logical_and(same, shares), "float32")
     if rule == "jaccard":
-        union = anchor_size + sample_size - intersection
+        union = anchor_size + candidate_size - intersection
         return ops.where(shares, intersection / ops.maximum(union, 1.0), 0.0)
     # simdis: K^s = |S & T| / |S|, K^d = 1 / (1 + |T - S|)
     similarity = intersection / ops.maximum(anchor_size, 1.0)
-    dissimilarity = 1.0 / (1.0 + sample_size - intersection)
+    dissimilarity = 1.0 / (1.0 + candidate_size - intersection)
     return ops.where(shares, similarity * dissimilarity, 0.0)
+
+
+def _multi_hot(labels):
+    """Float32 multi-hot rows, unlabelled rows (any negative entry) zeroed, and their sizes."""
+    y = ops.cast(labels, "float32")
+    y = ops.where(ops.all(y >= 0, axis=-1, keepdims=True), y, 0.0)
+    return y, ops.sum(y, axis=-1)

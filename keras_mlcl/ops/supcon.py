@@ -1,18 +1,22 @@
-"""The weighted supervised-contrastive kernel every loss is built on."""
+"""SupCon from a weight matrix or from labels: the two front ends of the blockwise kernel."""
 
-from typing import Any
+from collections.abc import Sequence
 
+import keras
 from keras import ops
 
-from keras_mlcl.utils.backend_utils import as_tensor
+from keras_mlcl.backend import as_tensor
+from keras_mlcl.ops.blockwise import auto_block_rows
+from keras_mlcl.ops.blockwise import supcon_rows
+from keras_mlcl.ops.blockwise import take_rows
+from keras_mlcl.ops.positives import BINARY_RULES
+from keras_mlcl.ops.positives import check_labels_for_rule
+from keras_mlcl.ops.positives import pair_weights
 from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_choice
+from keras_mlcl.utils.validation import check_positive_int
 
 NORMALIZATIONS = ("count", "weight")
-
-# Added to the masked diagonal before `exp`: far below any similarity / tau
-# that float32 can hold in a row, so `exp` gives exactly 0 (and a 0 gradient).
-_MASKED_LOGIT = -1e9
 
 
 def supcon_from_weights(
@@ -52,11 +56,14 @@ def supcon_from_weights(
     levels) use `z` of shape `(N, D)` with `w` of shape `(H, N, N)`: the
     log-softmax is then computed once and shared.
 
-    Without references the gradient is written out in closed form (one
-    custom gradient, no autodiff through the `N x N` intermediates):
-    `d loss_i / d logit_ij = (W_i p_ij - w_ij) / n_i` with `W_i = sum_j w_ij`,
-    back through the similarity matmul, and to the temperature. `w` is
-    treated as a constant (it comes from labels): no gradient reaches it.
+    It runs the blockwise kernel (`keras_mlcl.ops.blockwise.supcon_rows`)
+    as one block, since `w` is materialised anyway: the gradient is written
+    out in closed form (no autodiff through the `N x N` intermediates),
+    `d loss_i / d logit_ij = (W_i p_ij - w_ij) / n_i` with
+    `W_i = sum_j w_ij`, back through the similarity matmul, and to the
+    temperature. `w` is treated as a constant (it comes from labels): no
+    gradient reaches it. For large batches use `supcon_from_labels`, which
+    never holds an `N x N` matrix.
 
     Reference embeddings (a memory bank of past batches, MoCo / XBM style)
     are extra samples that every anchor is contrasted against, in its
@@ -97,117 +104,194 @@ def supcon_from_weights(
             f"Received: `reference` {'is None' if reference is None else 'given'}, "
             f"`reference_weights` {'is None' if reference_weights is None else 'given'}"
         )
-    z = as_tensor(z)
-    if z.dtype not in ("float32", "float64"):
-        z = ops.cast(z, "float32")
+    z = _embeddings(z)
     dtype = z.dtype
     w = ops.cast(w, dtype)
-    n = ops.shape(z)[-2]
-    inverse_temperature = 1.0 / ops.cast(temperature, dtype)
-    if len(ops.shape(inverse_temperature)) == 1:
-        inverse_temperature = ops.reshape(inverse_temperature, (-1, 1, 1))
-    if reference is None:
-        statistics = _batch_kernel(normalization)(z, w, inverse_temperature)
-        return statistics[0], statistics[1] > 0
+    squeeze = len(z.shape) == 2 and len(w.shape) == 2
+    anchors = z if len(z.shape) == 3 else z[None]
+    w = w if len(w.shape) == 3 else w[None]
+    candidates, candidate_mask = anchors, None
+    if reference is not None:
+        reference = ops.cast(as_tensor(reference), dtype)
+        reference = reference if len(reference.shape) == 3 else reference[None]
+        reference_weights = ops.cast(reference_weights, dtype)
+        reference_weights = (
+            reference_weights if len(reference_weights.shape) == 3 else reference_weights[None]
+        )
+        candidates = ops.concatenate([anchors, reference], axis=-2)
+        w = ops.concatenate([w, reference_weights], axis=-1)
+        if reference_mask is not None:
+            present = ops.cast(reference_mask, "bool")
+            own = ops.ones((*present.shape[:-1], ops.shape(anchors)[-2]), dtype="bool")
+            candidate_mask = ops.concatenate([own, present], axis=-1)
 
-    logits = ops.matmul(z, ops.swapaxes(z, -1, -2))
-    logits = logits * inverse_temperature
+    def weights_fn(start, rows):
+        return take_rows(w, start, rows, axis=1)
 
-    diagonal = ops.eye(n, dtype="bool")
-    masked_logits = ops.where(diagonal, _MASKED_LOGIT, logits)
-    reference_logits, reference_weights = _reference_terms(
-        z, reference, reference_weights, reference_mask, inverse_temperature
+    loss, n_positives = supcon_rows(
+        anchors,
+        candidates,
+        _inverse_temperature(temperature, dtype),
+        weights_fn,
+        binary=False,
+        normalization=normalization,
+        anchor_offset=0,
+        candidate_mask=candidate_mask,
     )
-    masked_logits = ops.concatenate([masked_logits, reference_logits], axis=-1)
-    row_max = ops.stop_gradient(ops.max(masked_logits, axis=-1, keepdims=True))
-    shifted = masked_logits - row_max
-    # Every row with another sample holds its own maximum, so the sum is
-    # >= 1; the floor only matters for a batch of one (no valid anchor).
-    log_denominator = ops.log(ops.maximum(ops.sum(ops.exp(shifted), axis=-1), 1.0))
-
-    w = ops.where(diagonal, ops.zeros_like(w), w)
-    w = ops.concatenate([w, reference_weights], axis=-1)
-    weight_sum = ops.sum(w, axis=-1)
-    weighted_shifted = ops.sum(w * shifted, axis=-1)
-    if normalization == "count":
-        n_positives = ops.sum(ops.cast(w > 0, dtype), axis=-1)
-    else:
-        n_positives = weight_sum
-    valid = n_positives > 0
-    raw = weight_sum * log_denominator - weighted_shifted
-    loss = ops.where(valid, raw / ops.where(valid, n_positives, 1.0), 0.0)
-    return loss, valid
+    if squeeze:
+        loss, n_positives = loss[0], n_positives[0]
+    return loss, n_positives > 0
 
 
-def _reference_terms(z, reference, reference_weights, reference_mask, inverse_temperature):
-    """Anchor-to-reference logits and weights, empty slots masked out."""
-    dtype = z.dtype
-    reference = ops.cast(as_tensor(reference), dtype)
-    reference_weights = ops.cast(reference_weights, dtype)
-    logits = ops.matmul(z, ops.swapaxes(reference, -1, -2)) * inverse_temperature
-    if reference_mask is not None:
-        present = ops.expand_dims(ops.cast(reference_mask, "bool"), -2)
-        logits = ops.where(present, logits, _MASKED_LOGIT)
-        reference_weights = ops.where(present, reference_weights, 0.0)
-    return logits, reference_weights
+def supcon_from_labels(
+    anchors: Tensor,
+    candidates: Tensor,
+    anchor_labels: Tensor | Sequence[Tensor],
+    candidate_labels: Tensor | Sequence[Tensor],
+    temperature: float | Tensor,
+    rule: str | Sequence[str] = "equal",
+    anchor_offset: int | Tensor | None = 0,
+    normalization: str = "count",
+    block_size: int | None = None,
+    candidate_mask: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Per-anchor SupCon of `M` anchors against `N` candidates, from labels, block by block.
 
+    The same loss as `supcon_from_weights` on the weights
+    `positive_weights` would give, for the anchors only, without ever
+    holding an `M x N` matrix when the anchors are split into several
+    blocks: each block of anchor rows gets its positive weights from its
+    labels (`pair_weights`), its complete log-sum-exp, and, in the
+    backward pass, its closed-form gradient recomputed (see
+    `keras_mlcl.ops.blockwise.supcon_rows`).
 
-_BATCH_KERNELS: dict[str, Any] = {}
+    The anchors are a replica's own rows of a gathered batch
+    (`anchor_offset` = their first row), the whole batch (`anchor_offset=0`,
+    `candidates` the same tensor), or not candidates at all
+    (`anchor_offset=None`). Extra candidates that are never anchors (a
+    memory bank) are appended to `candidates`; `candidate_mask` marks empty
+    slots.
 
+    Args:
+        anchors: `(M, D)` L2-normalised embeddings, or `(H, M, D)` for `H`
+            heads.
+        candidates: `(N, D)` or `(H, N, D)`.
+        anchor_labels: labels of the anchors for `rule` (class ids `(M,)`
+            or multi-hot `(M, K)`); with heads, a list of `H` such tensors
+            (heads may have different rules and label widths).
+        candidate_labels: the candidates' labels, the same kind.
+        temperature: a positive float, or `(H,)` with heads.
+        rule: a rule of `positive_weights`, or a list of `H` rules.
+            Defaults to `"equal"`.
+        anchor_offset: the candidate index of anchor 0, or None. Defaults
+            to 0.
+        normalization: `"count"` (default) or `"weight"`.
+        block_size: anchor rows per block. Defaults to None: one block when
+            the `(H, M, N)` matrix holds at most 2**22 values, else blocks
+            of about 2**22 / (H * N) rows (16 MB float32 buffers).
+        candidate_mask: optional `(N,)` booleans, False for empty slots.
 
-def _batch_kernel(normalization):
-    """The fused kernel over the batch (no references), with its own gradient.
+    Returns:
+        A tuple `(loss, valid)`, `(M,)` (or `(H, M)` with heads).
 
-    Returns a function `(z, w, inverse_temperature) -> stacked` where
-    `stacked[0]` is the per-anchor loss and `stacked[1]` the number (or
-    weight) of positives, `n_i`. Forward: one matmul and one masked
-    log-softmax pass; backward: two matmuls with `G = d loss / d logits`,
-    no transposed copy of `G`.
+    Example:
+
+    >>> z = keras.ops.convert_to_tensor([[1.0, 0.0], [1.0, 0.0],
+    ...                                  [0.0, 1.0], [0.0, 1.0]])
+    >>> labels = keras.ops.convert_to_tensor([0, 0, 1, 1])
+    >>> loss, valid = supcon_from_labels(z[2:], z, labels[2:], labels, 1.0,
+    ...                                  anchor_offset=2)  # 0.551445 each
     """
-    if normalization in _BATCH_KERNELS:
-        return _BATCH_KERNELS[normalization]
+    check_choice("normalization", normalization, NORMALIZATIONS)
+    if block_size is not None:
+        check_positive_int("block_size", block_size)
+    anchors = _embeddings(anchors)
+    candidates = ops.cast(as_tensor(candidates), anchors.dtype)
+    heads = len(anchors.shape) == 3
+    if heads != (len(candidates.shape) == 3):
+        raise ValueError(
+            "`anchors` and `candidates` should both be (M, D) and (N, D), or both have a "
+            f"leading heads axis. Received shapes {tuple(anchors.shape)} and "
+            f"{tuple(candidates.shape)}"
+        )
+    rules: list[str] = [rule] if isinstance(rule, str) else list(rule)
+    if heads:
+        anchor_labels, candidate_labels = list(anchor_labels), list(candidate_labels)
+    else:
+        anchor_labels, candidate_labels = [anchor_labels], [candidate_labels]
+        anchors, candidates = anchors[None], candidates[None]
+    if len(rules) == 1:
+        rules = rules * len(anchor_labels)
+    if not len(rules) == len(anchor_labels) == len(candidate_labels) == anchors.shape[0]:
+        raise ValueError(
+            "With heads, `anchor_labels`, `candidate_labels` and `rule` (a list, or one "
+            f"rule for all) should have one entry per head ({anchors.shape[0]}). Received "
+            f"{len(anchor_labels)}, {len(candidate_labels)} and {len(rules)}"
+        )
+    anchor_labels = [
+        check_labels_for_rule(y, r, "anchor_labels")
+        for y, r in zip(anchor_labels, rules, strict=True)
+    ]
+    candidate_labels = [
+        check_labels_for_rule(y, r, "candidate_labels")
+        for y, r in zip(candidate_labels, rules, strict=True)
+    ]
+    weights_fn = labels_weights_fn(anchor_labels, candidate_labels, rules)
+    if candidate_mask is not None:
+        candidate_mask = ops.cast(as_tensor(candidate_mask), "bool")
+    loss, n_positives = supcon_rows(
+        anchors,
+        candidates,
+        _inverse_temperature(temperature, anchors.dtype),
+        weights_fn,
+        binary=all(r in BINARY_RULES for r in rules),
+        normalization=normalization,
+        anchor_offset=anchor_offset,
+        candidate_mask=candidate_mask,
+        block_rows=block_size
+        or auto_block_rows(anchors.shape[-2], candidates.shape[-2], anchors.shape[0]),
+    )
+    if not heads:
+        loss, n_positives = loss[0], n_positives[0]
+    return loss, n_positives > 0
 
-    def kernel(z, w, inverse_temperature):
-        n = ops.shape(z)[-2]
-        logits = ops.matmul(z * inverse_temperature, ops.swapaxes(z, -1, -2))
-        diagonal = ops.eye(n, dtype="bool")
-        masked = ops.where(diagonal, _MASKED_LOGIT, logits)
-        shifted = masked - ops.max(masked, axis=-1, keepdims=True)
-        exp_shifted = ops.exp(shifted)
-        # >= 1: the row maximum contributes exp(0) (the diagonal, for N = 1).
-        denominator = ops.sum(exp_shifted, axis=-1)
-        w = ops.where(diagonal, 0.0, w)
-        weight_sum = ops.sum(w, axis=-1)
-        if normalization == "count":
-            # |{j : w_ij > 0}| for non-negative weights, without a bool copy.
-            n_positives = ops.sum(ops.sign(w), axis=-1)
-        else:
-            n_positives = weight_sum
-        valid = n_positives > 0
-        safe_n = ops.where(valid, n_positives, 1.0)
-        raw = weight_sum * ops.log(denominator) - ops.sum(w * shifted, axis=-1)
-        loss = ops.where(valid, raw / safe_n, 0.0)
 
-        def gradient(*args, upstream=None):
-            if upstream is None:
-                (upstream,) = args
-            coefficient = ops.where(valid, upstream[0] / safe_n, 0.0)
-            # d loss / d logits = c_i (W_i exp_ij / denominator_i - w_ij)
-            g = ops.expand_dims(coefficient * weight_sum / denominator, -1) * exp_shifted
-            g = g - ops.expand_dims(coefficient, -1) * w
-            # logits = t z z^T: the rows and the columns both lead back to z.
-            m = ops.matmul(g, z) + ops.matmul(ops.swapaxes(g, -1, -2), z)
-            grad_z = m * inverse_temperature
-            if len(grad_z.shape) > len(z.shape):  # shared z, several weight sets
-                grad_z = ops.sum(grad_z, axis=0)
-            # d loss / d t = sum_ij g_ij z_i.z_j = sum_i z_i . m_i / 2
-            if len(inverse_temperature.shape) == 0:
-                grad_t = 0.5 * ops.sum(z * m)
-            else:
-                grad_t = 0.5 * ops.sum(z * m, axis=(-2, -1), keepdims=True)
-            return grad_z, None, grad_t
+def labels_weights_fn(anchor_labels, candidate_labels, rules, min_weight=0.0):
+    """The `weights_fn` of `supcon_rows` for per-head labels and rules.
 
-        return ops.stack([loss, ops.broadcast_to(n_positives, ops.shape(loss))]), gradient
+    Args:
+        anchor_labels: a list of checked label tensors, one per head.
+        candidate_labels: the candidates' labels, the same kinds.
+        rules: one rule per head.
+        min_weight: weights below it become 0. Defaults to 0.
 
-    _BATCH_KERNELS[normalization] = ops.custom_gradient(kernel)
-    return _BATCH_KERNELS[normalization]
+    Returns:
+        `weights_fn(start, rows) -> (H, rows, N)` float32 weights.
+    """
+
+    def weights_fn(start, rows):
+        blocks = []
+        for own, other, rule in zip(anchor_labels, candidate_labels, rules, strict=True):
+            w = pair_weights(take_rows(own, start, rows), other, rule)
+            if min_weight > 0:
+                w = ops.where(w >= min_weight, w, 0.0)
+            blocks.append(w)
+        return ops.stack(blocks)
+
+    return weights_fn
+
+
+def _embeddings(z):
+    """`z` as a float32 tensor (float64 stays float64)."""
+    z = as_tensor(z)
+    if keras.backend.standardize_dtype(z.dtype) in ("float32", "float64"):
+        return z
+    return ops.cast(z, "float32")
+
+
+def _inverse_temperature(temperature, dtype):
+    """`1 / temperature` as a scalar tensor, or `(H, 1, 1)` for `(H,)` temperatures."""
+    inverse = 1.0 / ops.cast(temperature, dtype)
+    if len(ops.shape(inverse)) == 1:
+        inverse = ops.reshape(inverse, (-1, 1, 1))
+    return inverse

@@ -45,6 +45,24 @@ np.testing.assert_allclose(sum(float(v) for v in values), float(single_value), a
 np.testing.assert_allclose(np.concatenate(rows), single_rows, atol=1e-5)
 np.testing.assert_allclose(np.concatenate(grads), single_grad, atol=1e-5)
 
+# Blocks of 3 of each replica's 8 anchors: the summed kernel (gradient in the
+# forward pass, an overlapping last block) gives the same loss and gradient.
+blocked = SupCon(temperature=0.2, block_size=3)
+
+
+@tf.function
+def blocked_step(zb, yb, wb):
+    with tf.GradientTape() as tape:
+        tape.watch(zb)
+        value = blocked(yb, zb, sample_weight=wb)
+    return value, tape.gradient(value, zb)
+
+
+outputs = strategy.run(blocked_step, args=batch)
+values, grads = (strategy.experimental_local_results(o) for o in outputs)
+np.testing.assert_allclose(sum(float(v) for v in values), float(single_value), atol=1e-5)
+np.testing.assert_allclose(np.concatenate(grads), single_grad, atol=1e-5)
+
 with strategy.scope():
     banked = ContrastiveModel(
         keras.Sequential([keras.Input((16,)), keras.layers.Dense(16)]),

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from keras_mlcl import ContrastiveModel
+from keras_mlcl import HiMulCon
 from keras_mlcl import MultiLevelSupCon
 from keras_mlcl import MultiProjectionHead
 from keras_mlcl import SupCon
@@ -151,6 +152,48 @@ def test_multilabel_columns_with_references():
         assert_allclose(per_head[name], expected[name], atol=1e-5)
 
 
+@pytest.mark.parametrize("rule", ["equal", "simdis"])
+def test_any_loss_takes_references(rule):
+    # The bank is a wrapper over every loss: SupCon (and HiMulCon below)
+    # against [batch; filled slots] equal the concatenated batch's rows.
+    rng = np.random.default_rng(2)
+    n, m = 10, 7
+    if rule == "equal":
+        labels, bank_labels = rng.integers(0, 3, n), rng.integers(0, 3, m)
+    else:
+        labels = (rng.random((n, 4)) < 0.4).astype("int32")
+        bank_labels = (rng.random((m, 4)) < 0.4).astype("int32")
+    z, bank_z = unit_rows(rng, n, 5), unit_rows(rng, m, 5)
+    mask = np.arange(m) < 5
+    loss = SupCon(temperature=0.2, positives=rule)
+    value = loss.term_losses(
+        labels, z, reference_embeddings=bank_z, reference_labels=bank_labels, reference_mask=mask
+    )
+    keys = np.concatenate([z, bank_z[mask]])
+    key_labels = np.concatenate([labels, bank_labels[mask]])
+    losses, valid = reference.supcon(keys, reference.weights(key_labels, rule), 0.2)
+    assert_allclose(value[0], reference.valid_mean(losses[:n], valid[:n]), atol=1e-5)
+
+
+def test_himulcon_with_references_in_a_model():
+    x, y = problem(seed=5)
+    keras.utils.set_random_seed(0)
+    encoder = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8)], name="encoder")
+    model = ContrastiveModel(
+        encoder,
+        {"paths": 4},
+        loss=HiMulCon(variant="hmce"),
+        memory_bank=MemoryBank(size=12),
+    )
+    model.compile(optimizer="adam")
+    paths = np.stack([y["coarse"], y["fine"]], axis=1)
+    history = model.fit(x, paths, batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert int(to_numpy(model.memory_bank.filled)) == 12
+    stored = to_numpy(model.memory_bank.references()["reference_labels"]["paths"])
+    assert stored.shape == (12, 2) and set(stored[:, 1]) <= set(y["fine"])
+
+
 def small_model(memory_bank, views=2, seed=0):
     keras.utils.set_random_seed(seed)
     encoder = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8)], name="encoder")
@@ -227,8 +270,6 @@ def test_bad_memory_bank_arguments_raise():
     encoder = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8)])
     with pytest.raises(ValueError, match="`memory_bank` should be a `MemoryBank`"):
         ContrastiveModel(encoder, {"fine": 4}, memory_bank="big")
-    with pytest.raises(ValueError, match="`memory_bank` needs a `MultiLevelSupCon` loss"):
-        ContrastiveModel(encoder, {"fine": 4}, loss=SupCon(), memory_bank=8)
     with pytest.raises(ValueError, match="no `memory_bank`"):
         ContrastiveModel(encoder, {"fine": 4}).build_memory_bank(np.ones((2, 6)), np.zeros(2))
 

@@ -1,0 +1,159 @@
+"""keras-mlcl's TensorFlow-specific code (see `keras_mlcl.backend`).
+
+Data parallelism runs under a `tf.distribute` strategy: the step runs once
+per replica on its local batch (a replica context), the replicas'
+gradients are *summed*, so Keras scales each replica's loss by
+`1 / num_replicas_in_sync`.
+"""
+
+import contextlib
+
+import keras
+import tensorflow as tf
+
+from keras_mlcl.backend.single_process import average_gradients  # noqa: F401
+from keras_mlcl.backend.single_process import broadcast  # noqa: F401
+from keras_mlcl.backend.single_process import export_saved_model  # noqa: F401
+from keras_mlcl.backend.single_process import process_group_size  # noqa: F401
+
+
+def concrete_numpy(x):
+    """`x` as a NumPy array when executing eagerly, else `None`."""
+    if not tf.executing_eagerly() or not hasattr(x, "numpy"):
+        return None
+    if isinstance(x, keras.KerasTensor):
+        return None
+    return keras.ops.convert_to_numpy(x)
+
+
+def as_tensor(x):
+    """`keras.ops.convert_to_tensor`, reading a `tf.Variable`/`keras.Variable`.
+
+    `keras.ops.convert_to_tensor` returns such a variable unchanged; it lacks
+    attributes some `keras.ops` use (`ndim`) and, read inside a
+    `keras.ops.custom_gradient` function, makes TensorFlow ask for variable
+    gradients. Its value (a read that gradient tapes still record) is
+    returned instead.
+    """
+    if isinstance(x, (tf.Variable, keras.Variable)):
+        return tf.convert_to_tensor(x)
+    return keras.ops.convert_to_tensor(x)
+
+
+def _replica_context():
+    """The replica context of a multi-replica strategy, else `None`."""
+    if tf.distribute.in_cross_replica_context():
+        return None
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync <= 1:
+        return None
+    return context
+
+
+def replica_count():
+    """`num_replicas_in_sync` inside a multi-replica context, else 1."""
+    context = _replica_context()
+    return 1 if context is None else int(context.num_replicas_in_sync)
+
+
+def loss_scale():
+    """`1 / num_replicas_in_sync`: strategies sum the replicas' gradients."""
+    return 1.0 / replica_count()
+
+
+def variable_scope(model):
+    """The model's strategy scope, so new variables are mirrored like its own."""
+    if hasattr(model, "distribute_strategy"):
+        return model.distribute_strategy.scope()
+    return contextlib.nullcontext()
+
+
+def all_gather(x):
+    """`x` concatenated along axis 0 over the strategy's replicas.
+
+    The gradient of a replica's rows is the sum over replicas. `x` goes
+    through `tf.identity` first: MultiWorkerMirroredStrategy's gather of a
+    tensor that is a distributed dataset's element (placed on the input
+    device) fails with "destinations can not be empty".
+    """
+    context = _replica_context()
+    if context is None:
+        return x
+    gathered = context.all_gather(tf.identity(x), axis=0)
+    # The gather forgets the static feature shape that later code reads.
+    gathered.set_shape([None, *x.shape[1:]])
+    return gathered
+
+
+def replica_offset(local_size):
+    """The rows of the replicas before this one (a scalar tensor)."""
+    context = _replica_context()
+    if context is None:
+        return 0
+    sizes = context.all_gather(tf.reshape(tf.cast(local_size, "int32"), (1,)), axis=0)
+    return tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
+
+
+def default_mode():
+    return "tf.function(jit_compile=True)"
+
+
+def gradient_runner(fn, x, args, mode):
+    """`fn(x, *args)` (a scalar) and its gradient in `x`, XLA-compiled."""
+
+    @tf.function(jit_compile=True)
+    def step(x, *args):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = fn(x, *args)
+        return value, tape.gradient(value, x)
+
+    x, args = tf.constant(x), [tf.constant(a) for a in args]
+    return lambda: step(x, *args), step, (x, *args)
+
+
+def matmul_runner(z, cotangent, mode):
+    """The bare `s = z @ z.T` and its gradient for `cotangent`, XLA-compiled."""
+
+    @tf.function(jit_compile=True)
+    def step(z, c):
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            s = keras.ops.matmul(z, keras.ops.transpose(z))
+        return s, tape.gradient(s, z, output_gradients=c)
+
+    z, c = tf.constant(z), tf.constant(cotangent)
+    return lambda: step(z, c), step, (z, c)
+
+
+def peak_memory_mb(run, step, step_args):
+    """Not measured: TensorFlow keeps no CPU allocator statistics.
+
+    The process's resident set does not grow either once TensorFlow's
+    allocator holds the buffers, so there is no honest number.
+    """
+    return "not measured on this backend (no CPU allocator statistics)", None
+
+
+def library_details():
+    return {"tensorflow": tf.__version__}
+
+
+def fast_supcon_rows():
+    """None: the `keras.ops` kernel is the SupCon kernel here (XLA / Grappler fuse its passes)."""
+    return None
+
+
+def fori_loop(lower, upper, body_fun, init_val):
+    """`keras.ops.fori_loop` with one iteration at a time (`parallel_iterations=1`).
+
+    Outside XLA, `tf.while_loop` starts up to 10 iterations at once; the
+    blockwise kernel's iterations are independent blocks, so that would hold
+    10 blocks in memory instead of one.
+    """
+    return tf.while_loop(
+        lambda i, _: i < upper,
+        lambda i, value: (i + 1, body_fun(i, value)),
+        (lower, init_val),
+        parallel_iterations=1,
+    )[1]

@@ -1,0 +1,260 @@
+"""The torch-native blockwise SupCon kernel against autodiff of the plain formula."""
+
+import keras
+import numpy as np
+import pytest
+
+if keras.backend.backend() != "torch":
+    pytest.skip("the torch fast path runs under KERAS_BACKEND=torch", allow_module_level=True)
+
+import torch  # noqa: E402
+
+from keras_mlcl.backend.torch_supcon import supcon_rows  # noqa: E402
+
+
+def reference(
+    anchors, candidates, inverse_temperature, weights, binary, normalization, offset, mask
+):
+    """`(loss, n)` from the formula with every pair materialised, for torch autograd."""
+    heads, rows, _ = anchors.shape
+    size = candidates.shape[1]
+    logits = inverse_temperature * anchors @ candidates.transpose(-1, -2)
+    kept = torch.ones(rows, size, dtype=torch.bool)
+    if offset is not None:
+        kept[torch.arange(rows), torch.arange(rows) + int(offset)] = False
+    if mask is not None:
+        kept &= mask
+    logits = logits.masked_fill(~kept, -torch.inf)
+    log_denominator = torch.logsumexp(logits, dim=-1)
+    weights = weights * kept
+    weight_sum = weights.sum(-1)
+    weighted = (weights * logits.masked_fill(~kept, 0.0)).sum(-1)
+    if normalization == "count" and not binary:
+        n = (weights > 0).sum(-1).to(anchors.dtype)
+    else:
+        n = weight_sum
+    raw = weight_sum * log_denominator - weighted
+    valid = n > 0
+    return torch.where(valid, raw / torch.where(valid, n, 1.0), 0.0), n
+
+
+def make_case(
+    rng,
+    heads=1,
+    terms=1,
+    rows=12,
+    size=20,
+    dim=5,
+    binary=True,
+    offset=None,
+    mask=False,
+    temperature=0.3,
+    per_head=False,
+):
+    """Embeddings, weights `(T, size, size)` over all candidates, temperature and mask."""
+    candidates = rng.normal(size=(heads, size, dim))
+    candidates /= np.linalg.norm(candidates, axis=-1, keepdims=True)
+    if offset is None:
+        anchors = rng.normal(size=(heads, rows, dim))
+        anchors /= np.linalg.norm(anchors, axis=-1, keepdims=True)
+    else:
+        anchors = candidates[:, offset : offset + rows]
+    total = rows if offset is None else size
+    labels = rng.integers(0, 4, size=(terms, max(total, size)))
+    weights = (labels[:, :, None] == labels[:, None, :size]).astype("float64")
+    if not binary:
+        weights *= rng.choice([0.25, 0.5, 1.0], size=weights.shape)
+    if offset is not None:
+        weights = weights[:, offset : offset + rows]
+    else:
+        weights = weights[:, :rows]
+    # A row with no positive at all: loss 0, zero gradient.
+    weights[:, 1] = 0.0
+    if per_head:
+        inverse_temperature = (1.0 / np.linspace(temperature, 2 * temperature, heads)).reshape(
+            heads, 1, 1
+        )
+    else:
+        inverse_temperature = np.array(1.0 / temperature)
+    candidate_mask = rng.random(size) > 0.25 if mask else None
+    return anchors, candidates, inverse_temperature, weights, candidate_mask
+
+
+def run_both(case, binary, normalization, offset, block_rows, offset_tensor=False):
+    anchors, candidates, inverse_temperature, weights, mask = case
+    tensors = {}
+    for dtype in (torch.float32, torch.float64):
+        a = torch.tensor(anchors, dtype=dtype, requires_grad=True)
+        c = torch.tensor(candidates, dtype=dtype, requires_grad=True)
+        t = torch.tensor(inverse_temperature, dtype=dtype, requires_grad=True)
+        tensors[dtype] = (a, c, t)
+    a, c, t = tensors[torch.float32]
+    w = torch.tensor(weights, dtype=torch.float32)
+    m = None if mask is None else torch.tensor(mask)
+    given_offset = torch.tensor(offset) if offset_tensor and offset is not None else offset
+    loss, n = supcon_rows(
+        a,
+        c,
+        t,
+        lambda start, rows: w[:, start : start + rows].clone(),
+        binary,
+        normalization,
+        given_offset,
+        m,
+        block_rows,
+    )
+    a64, c64, t64 = tensors[torch.float64]
+    expected, expected_n = reference(
+        a64, c64, t64, torch.tensor(weights), binary, normalization, offset, m
+    )
+    upstream = torch.tensor(np.random.default_rng(7).normal(size=tuple(loss.shape)))
+    (loss * upstream.float()).sum().backward()
+    (expected * upstream).sum().backward()
+    np.testing.assert_allclose(n.numpy(), expected_n.numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        loss.detach().numpy(), expected.detach().numpy(), atol=2e-5, rtol=1e-4
+    )
+    for ours, theirs in ((a, a64), (c, c64), (t, t64)):
+        assert torch.isfinite(ours.grad).all()
+        np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), atol=1e-4, rtol=1e-4)
+    return loss, n, a.grad
+
+
+@pytest.mark.parametrize("block_rows", [None, 5])
+@pytest.mark.parametrize("offset", [None, 0, 6])
+@pytest.mark.parametrize("binary", [True, False])
+@pytest.mark.parametrize("normalization", ["count", "weight"])
+def test_matches_autodiff_reference(block_rows, offset, binary, normalization):
+    rng = np.random.default_rng(0)
+    case = make_case(rng, binary=binary, offset=offset)
+    loss, n, grad = run_both(case, binary, normalization, offset, block_rows)
+    # The row without positives: loss 0, count 0 and no gradient to its anchor.
+    assert float(loss[0, 1]) == 0.0 and float(n[0, 1]) == 0.0
+    if offset is None:
+        assert float(grad[0, 1].abs().max()) == 0.0
+
+
+@pytest.mark.parametrize("block_rows", [None, 4])
+def test_candidate_mask_and_tensor_offset(block_rows):
+    rng = np.random.default_rng(1)
+    case = make_case(rng, offset=3, mask=True, binary=False)
+    run_both(case, False, "count", 3, block_rows, offset_tensor=True)
+
+
+@pytest.mark.parametrize("block_rows", [None, 5])
+@pytest.mark.parametrize("binary", [True, False])
+def test_levels_share_one_similarity_matrix(block_rows, binary):
+    rng = np.random.default_rng(2)
+    case = make_case(rng, terms=3, offset=0, rows=20, binary=binary)
+    loss, n, _ = run_both(case, binary, "count", 0, block_rows)
+    assert tuple(loss.shape) == (3, 20)
+
+
+@pytest.mark.parametrize("block_rows", [None, 5])
+def test_heads_with_their_own_temperatures(block_rows):
+    rng = np.random.default_rng(3)
+    case = make_case(rng, heads=2, terms=2, offset=0, rows=20, per_head=True, binary=False)
+    run_both(case, False, "weight", 0, block_rows)
+
+
+@pytest.mark.parametrize("block_rows", [None, 7])
+def test_small_temperature_is_stable(block_rows):
+    rng = np.random.default_rng(4)
+    case = make_case(rng, offset=0, rows=20, temperature=0.05)
+    loss, _, _ = run_both(case, True, "count", 0, block_rows)
+    assert torch.isfinite(loss).all() and float(loss.max()) > 10.0
+
+
+def test_hand_computed_value():
+    z = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]])
+    labels = torch.tensor([0, 0, 1, 1])
+
+    def weights(start, rows):
+        return (labels[start : start + rows, None] == labels).float()[None]
+
+    loss, n = supcon_rows(z, z, torch.tensor(1.0), weights, True, "count", 0, None, None)
+    np.testing.assert_allclose(
+        loss.numpy(), np.full((1, 4), np.log(1 + 2 * np.exp(-1.0))), rtol=1e-6
+    )
+    np.testing.assert_array_equal(n.numpy(), np.ones((1, 4)))
+
+
+def test_invalid_normalization_is_named():
+    z = torch.zeros(1, 2, 2)
+    with pytest.raises(ValueError, match="`normalization`"):
+        supcon_rows(z, z, torch.tensor(1.0), None, True, "mean", 0, None, None)
+
+
+@pytest.mark.parametrize("block_rows", [None, 3])
+def test_anchors_as_a_view_of_the_candidates(block_rows):
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(16, 4))
+    labels = torch.tensor(rng.integers(0, 3, size=16))
+    weights = (labels[2:10, None] == labels).double()[None]
+    gradients = []
+    for dtype, kernel in ((torch.float32, supcon_rows), (torch.float64, None)):
+        leaf = torch.tensor(z, dtype=dtype, requires_grad=True)
+        t = torch.tensor(4.0, dtype=dtype)
+        if kernel is None:
+            loss, _ = reference(leaf[None, 2:10], leaf[None], t, weights, True, "count", 2, None)
+        else:
+            loss, _ = kernel(
+                leaf[None, 2:10],
+                leaf[None],
+                t,
+                lambda start, rows: weights[:, start : start + rows].float(),
+                True,
+                "count",
+                2,
+                None,
+                block_rows,
+            )
+        loss.sum().backward()
+        gradients.append(leaf.grad.double().numpy())
+    np.testing.assert_allclose(gradients[0], gradients[1], atol=1e-4, rtol=1e-4)
+    assert np.abs(gradients[0][10:]).max() > 0.0
+
+
+@pytest.mark.parametrize("rule", ["equal", "jaccard"])
+@pytest.mark.parametrize("block_size", [None, 5])
+def test_native_kernel_equals_the_keras_ops_kernel(rule, block_size):
+    # `supcon_rows` dispatches to this kernel on torch; `native=False` runs
+    # the keras.ops kernel: values and gradients (embeddings, temperatures)
+    # agree, for two heads with their own rules, a replica's slice of rows
+    # and empty slots.
+    from keras_mlcl.ops.blockwise import supcon_rows as dispatched
+    from keras_mlcl.ops.supcon import labels_weights_fn
+
+    rng = np.random.default_rng(11)
+    n, rows, offset = 24, 10, 7
+    coarse = torch.as_tensor(rng.integers(0, 3, n))
+    multi_hot = torch.as_tensor((rng.random((n, 4)) < 0.4).astype("int32"))
+    labels = [coarse, multi_hot] if rule == "jaccard" else [coarse, coarse]
+    rules = ["equal", rule]
+    z = rng.normal(size=(2, n, 6))
+    z = torch.tensor(z / np.linalg.norm(z, axis=-1, keepdims=True), dtype=torch.float32)
+    mask = torch.as_tensor(rng.random(n) < 0.85)
+    mask[offset : offset + rows] = True
+
+    def run(native):
+        x = z.clone().requires_grad_(True)
+        t = torch.tensor([[[2.0]], [[8.0]]], requires_grad=True)
+        anchor_labels = [y[offset : offset + rows] for y in labels]
+        loss, count = dispatched(
+            x[:, offset : offset + rows],
+            x,
+            t,
+            labels_weights_fn(anchor_labels, labels, rules),
+            binary=rule == "equal",
+            normalization="count",
+            anchor_offset=offset,
+            candidate_mask=mask,
+            block_rows=block_size,
+            native=native,
+        )
+        (loss * torch.linspace(0.5, 1.5, rows)).sum().backward()
+        return loss.detach(), count, x.grad, t.grad
+
+    for fast, plain in zip(run(True), run(False), strict=True):
+        np.testing.assert_allclose(fast.detach(), plain.detach(), atol=2e-5, rtol=1e-5)
+    assert run(True)[0].abs().sum() > 0
