@@ -19,6 +19,8 @@ from keras_mlcl.ops.blockwise import auto_block_rows
 from keras_mlcl.ops.blockwise import supcon_rows
 from keras_mlcl.ops.normalization import l2_normalize
 from keras_mlcl.ops.supcon import NORMALIZATIONS
+from keras_mlcl.ops.supcon import float_embeddings
+from keras_mlcl.ops.supcon import inverse_temperature
 from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_positive_int
@@ -93,14 +95,6 @@ def reduce_term_sums(
         return share
     value = _sum_over_replicas(ops.stop_gradient(share))
     return ops.stop_gradient(value) + replicas * (share - ops.stop_gradient(share))
-
-
-def float_embeddings(z: Tensor) -> Tensor:
-    """`z` in float32 (float64 stays float64): similarities are never computed in half precision."""
-    z = as_tensor(z)
-    if keras.backend.standardize_dtype(z.dtype) in ("float32", "float64"):
-        return z
-    return ops.cast(z, "float32")
 
 
 def _sum_over_replicas(x):
@@ -304,10 +298,7 @@ class ContrastiveLoss(keras.losses.Loss):
             if reference_mask is not None:
                 own = ops.ones((ops.shape(candidates)[1] - ops.shape(references)[1],), "bool")
                 candidate_mask = ops.concatenate([own, ops.cast(reference_mask, "bool")], 0)
-        temperature = ops.convert_to_tensor(inputs.temperature, dtype=anchors.dtype)
-        inverse_temperature = 1.0 / temperature
-        if len(inverse_temperature.shape) == 1:
-            inverse_temperature = ops.reshape(inverse_temperature, (-1, 1, 1))
+        inverse_t = inverse_temperature(inputs.temperature, anchors.dtype)
         block_rows = self.block_size or auto_block_rows(
             anchors.shape[1], candidates.shape[1], anchors.shape[0]
         )
@@ -322,7 +313,7 @@ class ContrastiveLoss(keras.losses.Loss):
         one_block = block_rows is None or block_rows >= anchors.shape[1]
         if self.reduction in ("none", None) or inputs.shared_terms or one_block:
             losses, n_positives = supcon_rows(
-                anchors, candidates, inverse_temperature, weights_fn, **kernel_arguments
+                anchors, candidates, inverse_t, weights_fn, **kernel_arguments
             )
             return reduce_anchor_losses(losses, n_positives > 0, sample_weight, self.reduction)
         # A reducing loss over several blocks: the kernel sums the weighted
@@ -338,7 +329,7 @@ class ContrastiveLoss(keras.losses.Loss):
         total, n_positives = supcon_rows(
             anchors,
             candidates,
-            inverse_temperature,
+            inverse_t,
             weights_fn,
             anchor_weights=anchor_weights,
             **kernel_arguments,

@@ -11,10 +11,10 @@ from keras_mlcl.backend import as_tensor
 from keras_mlcl.losses.contrastive_loss import ContrastiveInputs
 from keras_mlcl.losses.contrastive_loss import ContrastiveLoss
 from keras_mlcl.losses.contrastive_loss import embeddings_tensor
-from keras_mlcl.losses.contrastive_loss import float_embeddings
 from keras_mlcl.ops import POSITIVE_RULES
 from keras_mlcl.ops import check_labels_for_rule
 from keras_mlcl.ops.positives import BINARY_RULES
+from keras_mlcl.ops.supcon import float_embeddings
 from keras_mlcl.ops.supcon import labels_weights_fn
 from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_choice

@@ -104,7 +104,7 @@ def supcon_from_weights(
             f"Received: `reference` {'is None' if reference is None else 'given'}, "
             f"`reference_weights` {'is None' if reference_weights is None else 'given'}"
         )
-    z = _embeddings(z)
+    z = float_embeddings(z)
     dtype = z.dtype
     w = ops.cast(w, dtype)
     squeeze = len(z.shape) == 2 and len(w.shape) == 2
@@ -131,7 +131,7 @@ def supcon_from_weights(
     loss, n_positives = supcon_rows(
         anchors,
         candidates,
-        _inverse_temperature(temperature, dtype),
+        inverse_temperature(temperature, dtype),
         weights_fn,
         binary=False,
         normalization=normalization,
@@ -205,7 +205,7 @@ def supcon_from_labels(
     check_choice("normalization", normalization, NORMALIZATIONS)
     if block_size is not None:
         check_positive_int("block_size", block_size)
-    anchors = _embeddings(anchors)
+    anchors = float_embeddings(anchors)
     candidates = ops.cast(as_tensor(candidates), anchors.dtype)
     heads = len(anchors.shape) == 3
     if heads != (len(candidates.shape) == 3):
@@ -242,7 +242,7 @@ def supcon_from_labels(
     loss, n_positives = supcon_rows(
         anchors,
         candidates,
-        _inverse_temperature(temperature, anchors.dtype),
+        inverse_temperature(temperature, anchors.dtype),
         weights_fn,
         binary=all(r in BINARY_RULES for r in rules),
         normalization=normalization,
@@ -281,15 +281,15 @@ def labels_weights_fn(anchor_labels, candidate_labels, rules, min_weight=0.0):
     return weights_fn
 
 
-def _embeddings(z):
-    """`z` as a float32 tensor (float64 stays float64)."""
+def float_embeddings(z: Tensor) -> Tensor:
+    """`z` in float32 (float64 stays float64): similarities are never computed in half precision."""
     z = as_tensor(z)
     if keras.backend.standardize_dtype(z.dtype) in ("float32", "float64"):
         return z
     return ops.cast(z, "float32")
 
 
-def _inverse_temperature(temperature, dtype):
+def inverse_temperature(temperature: float | Tensor, dtype: str) -> Tensor:
     """`1 / temperature` as a scalar tensor, or `(H, 1, 1)` for `(H,)` temperatures."""
     inverse = 1.0 / ops.cast(temperature, dtype)
     if len(ops.shape(inverse)) == 1:
