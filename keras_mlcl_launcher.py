@@ -21,8 +21,16 @@ DEFAULT_DATA = "fashion_mnist"
 DEFAULT_METHOD = "mlcl"
 DEFAULT_EPOCHS = 15
 # `build_model`'s defaults (`keras_mlcl.experiments.methods`), repeated to stay import-free.
-MODEL_OPTION_DEFAULTS = {"coarse_temperature": 0.5, "coarse_weight": 1.0, "ce_weight": 1.0}
-METHODS_HELP = "ce, supcon, mlcl, himulcon, simdis, supcon-any, jaccard, bce, or <method>+ce"
+MODEL_OPTION_DEFAULTS = {
+    "coarse_temperature": 0.5,
+    "coarse_weight": 1.0,
+    "weight_power": 0.0,
+    "ce_weight": 1.0,
+}
+METHODS_HELP = (
+    "ce, supcon, mlcl, himulcon, simdis, supcon-any, jaccard, bce, mlcl-labels, mlcl-groups, "
+    "or <method>+ce (not ce, bce, mlcl-labels, mlcl-groups)"
+)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -85,6 +93,23 @@ def float_above(minimum, inclusive, what):
     return parse
 
 
+def epochs_per_fraction(text):
+    """An argparse type: `"0.1:30,1.0:5"` as `{0.1: 30, 1.0: 5}`."""
+    epochs = {}
+    for part in text.split(","):
+        fraction, _, count = part.partition(":")
+        try:
+            key, value = float(fraction), int(count)
+        except ValueError:
+            key, value = 0.0, 0
+        if not 0 < key <= 1 or value < 1 or key in epochs:
+            raise argparse.ArgumentTypeError(
+                f"should be FRACTION:EPOCHS pairs such as 0.1:30,1.0:5, not {text!r}"
+            )
+        epochs[key] = value
+    return epochs
+
+
 positive_int = int_at_least(1, "positive")
 non_negative_int = int_at_least(0, "non-negative")
 positive_float = float_above(0.0, False, "positive")
@@ -131,6 +156,13 @@ def add_training_options(train):
         type=non_negative_float,
         default=MODEL_OPTION_DEFAULTS["coarse_weight"],
         help="mlcl: weight of those coarser heads (the finest head's is 1)",
+    )
+    train.add_argument(
+        "--weight-power",
+        type=non_negative_float,
+        default=MODEL_OPTION_DEFAULTS["weight_power"],
+        help="mlcl-labels, mlcl-groups: each head weighs the share of rows with one of its "
+        "labels to this power (scaled to a mean of 1)",
     )
     train.add_argument(
         "--ce-weight",
@@ -220,8 +252,15 @@ def build_parser():
     )
     quality.add_argument("--fractions", default="0.1,1.0", help="comma-separated, each in (0, 1]")
     quality.add_argument("--seeds", type=positive_int, default=3, help="runs per configuration")
-    quality.add_argument(
+    epochs = quality.add_mutually_exclusive_group()
+    epochs.add_argument(
         "--epochs", type=positive_int, default=15, help="training epochs of each run"
+    )
+    epochs.add_argument(
+        "--epochs-per-fraction",
+        type=epochs_per_fraction,
+        metavar="F:E,...",
+        help="training epochs per fraction, e.g. 0.1:30,1.0:5 (one entry per --fractions)",
     )
     quality.add_argument(
         "--grid",

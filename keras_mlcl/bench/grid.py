@@ -9,24 +9,48 @@ import itertools
 import json
 import math
 
+from keras_mlcl.experiments.encoders import DEFAULT_ENCODER_WIDTH
+from keras_mlcl.experiments.methods import LABEL_HEAD_METHODS
 from keras_mlcl.experiments.methods import check_method_for_dataset
 from keras_mlcl.experiments.methods import parse_method
 from keras_mlcl.utils.validation import check_positive_int
 
+# The baseline of every table: a linear probe on the preprocessed inputs, no training.
+RAW = "raw"
 HIERARCHY_METHODS = ("ce", "supcon", "mlcl", "himulcon", "supcon+ce", "mlcl+ce")
-MULTI_LABEL_METHODS = ("bce", "supcon-any", "jaccard", "simdis", "supcon-any+ce", "jaccard+ce")
+MULTI_LABEL_METHODS = (
+    "bce",
+    "supcon-any",
+    "jaccard",
+    "simdis",
+    "supcon-any+ce",
+    "jaccard+ce",
+    *LABEL_HEAD_METHODS,
+)
 
-# Grid parameters and the methods they apply to: `temperature` (the finest, or only, head),
-# `coarse_temperature` / `coarse_weight` (the heads of the coarser levels, `mlcl` only) and
-# `ce_weight` (the joint cross-entropy of `<method>+ce`).
-GRID_PARAMETERS = ("temperature", "coarse_temperature", "coarse_weight", "ce_weight")
+# Grid parameters and the methods they apply to: `temperature` (the finest, or only, head; every
+# head of `mlcl-labels` / `mlcl-groups`), `coarse_temperature` / `coarse_weight` (the heads of
+# the coarser levels, `mlcl` only), `weight_power` (the heads' weights of `mlcl-labels` /
+# `mlcl-groups`), `ce_weight` (the joint cross-entropy of `<method>+ce`) and `encoder_width`
+# (every method on vector inputs: the MLP's hidden width, its embedding half as wide).
+GRID_PARAMETERS = (
+    "temperature",
+    "coarse_temperature",
+    "coarse_weight",
+    "weight_power",
+    "ce_weight",
+    "encoder_width",
+)
+NON_NEGATIVE_PARAMETERS = ("coarse_weight", "weight_power")
 DEFAULT_TEMPERATURE = 0.1
 
-# The default grid: two candidates a method, where tuning paid off in our runs (see
-# docs/benchmarks.md). Methods missing here run with the `build_model` defaults.
+# The default grid: two candidates a method (see docs/benchmarks.md): the temperature of
+# single-head methods, the coarse heads' temperature of `mlcl` (the MLCL paper's 0.5 against the
+# finest head's 0.1), the heads' weighting of `mlcl-labels` / `mlcl-groups`, the joint
+# cross-entropy's weight. Methods missing here run with the `build_model` defaults.
 DEFAULT_GRID = {
     "supcon": {"temperature": [0.1, 0.2]},
-    "mlcl": {"coarse_weight": [0.5, 1.0]},
+    "mlcl": {"coarse_temperature": [0.1, 0.5]},
     "himulcon": {"temperature": [0.1, 0.2]},
     "supcon+ce": {"ce_weight": [0.5, 1.0]},
     "mlcl+ce": {"ce_weight": [0.5, 1.0]},
@@ -35,31 +59,39 @@ DEFAULT_GRID = {
     "simdis": {"temperature": [0.1, 0.2]},
     "supcon-any+ce": {"ce_weight": [0.5, 1.0]},
     "jaccard+ce": {"ce_weight": [0.5, 1.0]},
+    "mlcl-labels": {"weight_power": [0.0, 0.5]},
+    "mlcl-groups": {"weight_power": [0.0, 0.5]},
 }
 
 
 def default_methods(dataset):
-    """The methods benchmarked by default: hierarchy methods, or multi-label ones.
+    """The methods benchmarked by default: `raw`, then hierarchy methods or multi-label ones.
 
     Args:
         dataset: a `LabeledDataset`.
 
     Returns:
-        `HIERARCHY_METHODS` when every level holds class ids, else `MULTI_LABEL_METHODS`.
+        `raw` and `HIERARCHY_METHODS` when every level holds class ids, else `raw` and
+        `MULTI_LABEL_METHODS` (with `mlcl` when there are several levels).
     """
     if any(dataset.is_multi_hot(level) for level in dataset.levels):
-        return list(MULTI_LABEL_METHODS)
-    return list(HIERARCHY_METHODS)
+        hierarchical = ["mlcl"] if len(dataset.levels) > 1 else []
+        return [RAW, *MULTI_LABEL_METHODS, *hierarchical]
+    return [RAW, *HIERARCHY_METHODS]
 
 
 def grid_parameters(method):
-    """The grid parameters that apply to `method` (e.g. `mlcl+ce` takes all four)."""
+    """The grid parameters that apply to `method` (none to `raw`)."""
+    if method == RAW:
+        return []
     base, joint = parse_method(method)
     applies = {
         "temperature": base not in ("ce", "bce"),
         "coarse_temperature": base == "mlcl",
         "coarse_weight": base == "mlcl",
+        "weight_power": base in LABEL_HEAD_METHODS,
         "ce_weight": joint,
+        "encoder_width": True,
     }
     return [name for name in GRID_PARAMETERS if applies[name]]
 
@@ -122,7 +154,7 @@ def parse_grid(grid, methods):
                 )
             numbers = []
             for value in values:
-                positive = name != "coarse_weight"
+                positive = name not in NON_NEGATIVE_PARAMETERS
                 valid = isinstance(value, (int, float)) and not isinstance(value, bool)
                 valid = valid and math.isfinite(value) and (value > 0 if positive else value >= 0)
                 if not valid:
@@ -131,7 +163,12 @@ def parse_grid(grid, methods):
                         f"`grid[{method!r}][{name!r}]` should hold {kind} numbers. "
                         f"Received: {value!r}"
                     )
-                numbers.append(float(value))
+                if name == "encoder_width" and value != int(value):
+                    raise ValueError(
+                        f"`grid[{method!r}][{name!r}]` should hold whole numbers. "
+                        f"Received: {value!r}"
+                    )
+                numbers.append(int(value) if name == "encoder_width" else float(value))
             checked[method][name] = numbers
     candidates = {}
     for method in methods:
@@ -145,9 +182,18 @@ def parse_grid(grid, methods):
 
 
 def candidate_arguments(params):
-    """Splits a candidate into `train_and_evaluate`'s `temperature` and `model_options`."""
-    options = {name: value for name, value in params.items() if name != "temperature"}
-    return params.get("temperature", DEFAULT_TEMPERATURE), options
+    """A candidate as `train_and_evaluate` arguments.
+
+    Returns:
+        `{"temperature", "encoder_width", "model_options"}`, the defaults where the candidate
+        leaves them out; `model_options` holds the `build_model` options.
+    """
+    own = ("temperature", "encoder_width")
+    return {
+        "temperature": params.get("temperature", DEFAULT_TEMPERATURE),
+        "encoder_width": int(params.get("encoder_width", DEFAULT_ENCODER_WIDTH)),
+        "model_options": {name: value for name, value in params.items() if name not in own},
+    }
 
 
 def fraction_key(fraction):
@@ -208,7 +254,8 @@ def check_epochs(epochs, fractions):
 def check_methods(methods, dataset):
     """The method names (list or comma-separated text) checked against `dataset`.
 
-    `None` gives `default_methods(dataset)`.
+    `None` gives `default_methods(dataset)`. `raw`, the baseline, always comes first, named
+    or not.
     """
     if methods is None:
         return default_methods(dataset)
@@ -218,5 +265,6 @@ def check_methods(methods, dataset):
     if not methods:
         raise ValueError(f"`methods` should name at least one method. Received: {methods!r}")
     for method in methods:
-        check_method_for_dataset(method, dataset)
-    return methods
+        if method != RAW:
+            check_method_for_dataset(method, dataset)
+    return [RAW] + [method for method in methods if method != RAW]

@@ -4,8 +4,11 @@ Every method gets the same default encoder, views, optimiser (Adam), learning ra
 batch size (`keras_mlcl.experiments.train_and_evaluate`); only the objective changes. Each
 method's hyper-parameters (temperatures, head weights, joint cross-entropy weight) are chosen
 from a grid on a validation split carved from the training samples, never from the test split.
-A level's figure is the test accuracy of a linear probe on the frozen encoder, or its macro-F1
-for a multi-hot level, as mean and standard deviation over seeds.
+A level's headline figure is the test accuracy of a linear probe on the frozen encoder, or its
+macro-F1 for a multi-hot level (each label's threshold chosen on rows held out from training),
+as mean and standard deviation over seeds; the micro-F1 and mAP of multi-hot levels, and the
+test figures of the classifier of `ce`, `bce` and every `+ce` method, come beside it. The `raw`
+row is the same probe on the preprocessed inputs, untrained.
 
 Host-side NumPy throughout: the bench orchestrates runs, the backends train. The grid and the
 run settings are in `keras_mlcl.bench.grid`, the selection in `keras_mlcl.bench.selection`, the
@@ -21,6 +24,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
+from keras_mlcl.bench.grid import RAW
 from keras_mlcl.bench.grid import candidate_arguments
 from keras_mlcl.bench.grid import check_epochs
 from keras_mlcl.bench.grid import check_fractions
@@ -39,7 +43,13 @@ from keras_mlcl.data import LabeledDataset
 from keras_mlcl.data import load_dataset
 from keras_mlcl.data import subsample
 from keras_mlcl.data import train_test_split
+from keras_mlcl.evaluation import probe_scores
+from keras_mlcl.experiments.encoders import Preprocessing
+from keras_mlcl.experiments.encoders import input_kind
 from keras_mlcl.experiments.run_folder import run_folder
+from keras_mlcl.experiments.runner import headline
+from keras_mlcl.experiments.runner import probe_split
+from keras_mlcl.experiments.runner import threshold_split
 from keras_mlcl.experiments.runner import train_and_evaluate
 from keras_mlcl.utils.validation import check_choice
 
@@ -59,10 +69,59 @@ def summarize(values):
 
 
 def level_metrics(dataset):
-    """`{level: "accuracy" | "macro-F1"}`: the figure reported for each level."""
+    """`{level: "accuracy" | "macro-F1"}`: the headline figure of each level."""
     return {
         level: "macro-F1" if dataset.is_multi_hot(level) else "accuracy" for level in dataset.levels
     }
+
+
+def raw_run(dataset, fraction, seed, validation_fraction):
+    """The `raw` baseline: the linear probe on the preprocessed inputs, flattened, untrained.
+
+    The rows are those `train_and_evaluate` uses with the same arguments (the fraction's
+    subsample, and the threshold rows of a multi-hot level), so the figures compare.
+
+    Returns:
+        `{"linear_probe", "probe_metrics", "classifier"}` as in a `train_and_evaluate` run.
+    """
+    dataset, _, _ = probe_split(dataset, fraction, seed)
+    dataset, validation = threshold_split(dataset, validation_fraction, seed)
+    preprocessing = Preprocessing(input_kind(dataset.x))
+
+    def inputs(x):
+        return preprocessing(x).reshape(len(x), -1)
+
+    metrics = probe_scores(
+        inputs(dataset.x),
+        dataset.labels,
+        inputs(dataset.x_test),
+        dataset.test_labels,
+        val_embeddings=None if validation is None else inputs(validation.x),
+        val_labels=None if validation is None else validation.labels,
+    )
+    probe = {level: headline(values) for level, values in metrics.items()}
+    return {"linear_probe": probe, "probe_metrics": metrics, "classifier": {}}
+
+
+def summarize_runs(runs, levels):
+    """`{level: entry}` over seeds: the probe's headline `summarize`d, with `metrics` (every
+    probe figure) and, for a level with a classifier, `classifier` (its headline and
+    `metrics`)."""
+    entries = {}
+    for level in levels:
+        entry = summarize([run["linear_probe"][level] for run in runs])
+        names = runs[0]["probe_metrics"][level]
+        entry["metrics"] = {
+            name: summarize([run["probe_metrics"][level][name] for run in runs]) for name in names
+        }
+        if level in runs[0]["classifier"]:
+            own = [run["classifier"][level] for run in runs]
+            entry["classifier"] = summarize([headline(values) for values in own])
+            entry["classifier"]["metrics"] = {
+                name: summarize([values[name] for values in own]) for name in own[0]
+            }
+        entries[level] = entry
+    return entries
 
 
 def run_quality_bench(
@@ -101,6 +160,7 @@ def run_quality_bench(
             `LabeledDataset`. Without a test split a stratified 20% is held out (seed 0, the
             same for every run).
         methods: method names (list, or comma-separated text); `None` for `default_methods`.
+            `raw` (the probe on the inputs) comes first, named or not.
         fractions: training fractions in (0, 1]. Defaults to `(0.1, 1.0)`.
         seeds: number of seeds (0, 1, ...) or a list of seeds. Defaults to 3.
         epochs: training epochs, an int or `{fraction: epochs}`. Defaults to 15.
@@ -113,7 +173,9 @@ def run_quality_bench(
         views: views per sample of the contrastive methods. Defaults to 2.
         learning_rate: Adam's learning rate. Defaults to 1e-3.
         validation_fraction: share of the training subsample held out to choose the
-            hyper-parameters, in (0, 1). Defaults to 0.2.
+            hyper-parameters, in (0, 1), and, on data with a multi-hot level, the share of each
+            run's training rows held out to choose the labels' decision thresholds. Defaults
+            to 0.2.
         text_features: for text inputs, `"tfidf"` (TF-IDF + SVD vectors, `tfidf_features`, and
             the MLP encoder) or `"encoder"` (the default keras-hub text encoder).
         command: the command line recorded in `meta.json`; defaults to `sys.argv`.
@@ -122,8 +184,11 @@ def run_quality_bench(
         protected: paths `out` must not contain (the input data).
 
     Returns:
-        `{method: {fraction: {level: {"mean": float, "std": float, "runs": [float, ...]}}}}`,
-        fractions written as text (`"0.1"`, `"1.0"`).
+        `{method: {fraction: {level: entry}}}`, fractions written as text (`"0.1"`, `"1.0"`);
+        an entry is the probe's headline `{"mean", "std", "runs"}` with `metrics` (every
+        probe figure: accuracy; macro-F1, micro-F1 and mAP of a multi-hot level, each
+        `{"mean", "std", "runs"}`) and, for `ce`, `bce` and `+ce` methods on the level they
+        classify, `classifier` (the same for the classifier's own outputs).
 
     Example:
 
@@ -166,6 +231,9 @@ def run_quality_bench(
                 )
             else:
                 inputs = "text, keras-hub transformer encoder"
+        # Text runs with the transformer still get `raw` on TF-IDF vectors: strings are no input
+        # to a linear probe.
+        raw_data = tfidf_features(dataset) if input_kind(dataset.x) == "text" else dataset
         training = {"batch_size": batch_size, "views": views, "learning_rate": learning_rate}
         results = {method: {} for method in methods}
         chosen = {method: {} for method in methods}
@@ -179,6 +247,14 @@ def run_quality_bench(
             )
             train_sizes[key] = int(len(training_only.x))
             for method in methods:
+                if method == RAW:
+                    runs = [raw_run(raw_data, fraction, s, validation_fraction) for s in seeds]
+                    results[method][key] = summarize_runs(runs, dataset.levels)
+                    chosen[method][key] = {"params": {}, "trials": []}
+                    done += len(seeds)
+                    if verbose:
+                        print(f"[{done}/{total}] raw, fraction {key}: done", flush=True)
+                    continue
                 params, trials = select_hyperparameters(
                     training_only,
                     method,
@@ -190,8 +266,7 @@ def run_quality_bench(
                     **training,
                 )
                 chosen[method][key] = {"params": params, "trials": trials}
-                temperature, options = candidate_arguments(params)
-                scores = {level: [] for level in dataset.levels}
+                runs = []
                 for seed in seeds:
                     run = train_and_evaluate(
                         dataset,
@@ -199,14 +274,13 @@ def run_quality_bench(
                         epochs=epochs[fraction],
                         fraction=fraction,
                         seed=seed,
-                        temperature=temperature,
-                        model_options=options,
                         out=None,
                         verbose=verbose,
+                        validation_fraction=validation_fraction,
+                        **candidate_arguments(params),
                         **training,
                     )
-                    for level, score in run["linear_probe"].items():
-                        scores[level].append(score)
+                    runs.append(run)
                     done += 1
                     if verbose:
                         figures = ", ".join(
@@ -217,9 +291,7 @@ def run_quality_bench(
                             f"{figures} ({run['train_seconds']:.0f} s)",
                             flush=True,
                         )
-                results[method][key] = {
-                    level: summarize(values) for level, values in scores.items()
-                }
+                results[method][key] = summarize_runs(runs, dataset.levels)
         meta = {
             "dataset": dataset.name,
             "levels": dataset.levels,
@@ -236,7 +308,13 @@ def run_quality_bench(
             "chosen": chosen,
             "selection": "per method and fraction, on a stratified validation split of the "
             "first seed's training subsample; score = mean over levels of the validation "
-            "linear-probe figure; the test split is not used",
+            "linear-probe figure (accuracy, or mAP for a multi-hot level); the test split is "
+            "not used",
+            "thresholds": "multi-hot levels: each run holds out a stratified "
+            f"{validation_fraction:g} of its training rows, on which each label's decision "
+            "threshold (probe and classifier) is chosen to maximise its F1"
+            if any(dataset.is_multi_hot(level) for level in dataset.levels)
+            else "none (no multi-hot level)",
             "inputs": inputs,
             "test_split": test_split,
             "train_sizes": train_sizes,

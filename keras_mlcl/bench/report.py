@@ -6,10 +6,29 @@ import os
 import numpy as np
 
 
+def table_rows(results):
+    """`[(row name, {(fraction, level): entry or None})]`: each method's probe row, followed by
+    `<method> (classifier)` when the method has a classifier (`None` on the levels it does not
+    classify)."""
+    rows = []
+    for method, by_fraction in results.items():
+        probe, own = {}, {}
+        for fraction, by_level in by_fraction.items():
+            for level, entry in by_level.items():
+                probe[(fraction, level)] = entry
+                own[(fraction, level)] = entry.get("classifier")
+        rows.append((method, probe))
+        if any(value is not None for value in own.values()):
+            rows.append((f"{method} (classifier)", own))
+    return rows
+
+
 def results_table(results, meta):
     """The results as Markdown: one row per method, `mean ± std` per fraction and level.
 
-    The best mean of each column is in bold.
+    The headline figure of each level (`meta["level_metrics"]`): the linear probe's, and on a
+    row `<method> (classifier)` below a method with a classifier, that classifier's own. The
+    best mean of each column is in bold.
 
     Args:
         results: the `run_quality_bench` results.
@@ -21,21 +40,57 @@ def results_table(results, meta):
     levels = meta["levels"]
     fractions = list(next(iter(results.values())))
     columns = [(fraction, level) for fraction in fractions for level in levels]
+    rows = table_rows(results)
     best = {
-        column: max(results[m][column[0]][column[1]]["mean"] for m in results) for column in columns
+        column: max(cells[column]["mean"] for _, cells in rows if cells[column] is not None)
+        for column in columns
     }
     header = [f"{level} @ {fraction}" for fraction, level in columns]
     lines = [
         "| method | " + " | ".join(header) + " |",
         "|---|" + "---|" * len(columns),
     ]
-    for method, by_fraction in results.items():
+    for name, entries in rows:
         cells = []
-        for fraction, level in columns:
-            entry = by_fraction[fraction][level]
+        for column in columns:
+            entry = entries[column]
+            if entry is None:
+                cells.append("–")
+                continue
             cell = f"{entry['mean']:.3f} ± {entry['std']:.3f}"
-            cells.append(f"**{cell}**" if entry["mean"] == best[(fraction, level)] else cell)
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+            cells.append(f"**{cell}**" if entry["mean"] == best[column] else cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def multilabel_table(results, meta):
+    """Markdown of every figure of the multi-hot levels: `macro-F1 / micro-F1 / mAP` means.
+
+    Returns:
+        The table, or `""` when no level is multi-hot.
+    """
+    levels = [level for level, metric in meta["level_metrics"].items() if metric == "macro-F1"]
+    if not levels:
+        return ""
+    fractions = list(next(iter(results.values())))
+    columns = [(fraction, level) for fraction in fractions for level in levels]
+    header = [f"{level} @ {fraction}" for fraction, level in columns]
+    lines = [
+        "| method (macro-F1 / micro-F1 / mAP) | " + " | ".join(header) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for name, entries in table_rows(results):
+        cells = []
+        for column in columns:
+            entry = entries[column]
+            if entry is None:
+                cells.append("–")
+                continue
+            figures = entry["metrics"]
+            cells.append(
+                " / ".join(f"{figures[k]['mean']:.3f}" for k in ("macro_f1", "micro_f1", "map"))
+            )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -63,14 +118,18 @@ def write_quality_markdown(results, meta, path):
         if len(counts) == 1
         else ", ".join(f"{e} at fraction {f}" for f, e in meta["epochs"].items())
     )
+    detail = multilabel_table(results, meta)
     text = [
         f"# Quality benchmark: {meta['dataset']}",
         "",
-        f"Test figure per level ({metrics}) of a linear probe on the frozen encoder, "
-        f"mean ± std over seeds {meta['seeds']}.",
+        f"Test figure per level ({metrics}) of a linear probe on the frozen encoder (`raw`: on "
+        "the preprocessed inputs, untrained), and on the `(classifier)` rows of the trained "
+        f"classifier itself; mean ± std over seeds {meta['seeds']}.",
         "",
         results_table(results, meta),
         "",
+        *(["Every multi-label figure (means):", "", detail, ""] if detail else []),
+        f"- Decision thresholds: {meta.get('thresholds', 'none')}.",
         f"- Inputs: {meta['inputs']}; test split: {meta['test_split']}; training samples "
         f"per fraction: {meta['train_sizes']}.",
         f"- Training, the same for every method: epochs {epochs}, batch {meta['batch_size']}, "

@@ -10,6 +10,15 @@ from keras_mlcl.experiments.runner import train_and_evaluate
 VALIDATION_FRACTION = 0.2
 
 
+def selection_figure(metrics):
+    """A level's figure for the selection: its accuracy, or the mAP of a multi-hot level.
+
+    mAP needs no decision threshold, so a small validation split does not have to be split
+    again to choose one.
+    """
+    return metrics["accuracy"] if "accuracy" in metrics else metrics["map"]
+
+
 def select_hyperparameters(
     dataset,
     method,
@@ -24,7 +33,8 @@ def select_hyperparameters(
 
     A stratified `validation_fraction` of `dataset` is held out; each candidate is trained on
     the rest and its frozen encoder scored on the held-out part (linear probe per level, as on
-    test). The score is the mean over levels; ties go to the earlier candidate.
+    test: accuracy, or mAP for a multi-hot level, `selection_figure`). The score is the mean
+    over levels; ties go to the earlier candidate.
 
     Args:
         dataset: the training samples only: a `LabeledDataset` without a test split.
@@ -63,20 +73,18 @@ def select_hyperparameters(
     )
     trials = []
     for params in candidates:
-        temperature, options = candidate_arguments(params)
         run = train_and_evaluate(
             held_out,
             method=method,
             epochs=epochs,
             fraction=1.0,
             seed=seed,
-            temperature=temperature,
-            model_options=options,
             out=None,
             verbose=verbose,
+            **candidate_arguments(params),
             **training,
         )
-        scores = run["linear_probe"]
+        scores = {level: selection_figure(m) for level, m in run["probe_metrics"].items()}
         trials.append(
             {
                 "params": dict(params),

@@ -24,7 +24,15 @@ class UsageError(Exception):
 MODEL_OPTIONS = {
     "coarse_temperature": "--coarse-temperature",
     "coarse_weight": "--coarse-weight",
+    "weight_power": "--weight-power",
     "ce_weight": "--ce-weight",
+}
+# The methods each option applies to, for the error when it does not.
+OPTION_METHODS = {
+    "coarse_temperature": "mlcl and mlcl+ce",
+    "coarse_weight": "mlcl and mlcl+ce",
+    "weight_power": "mlcl-labels and mlcl-groups",
+    "ce_weight": "<method>+ce",
 }
 
 
@@ -45,7 +53,7 @@ def model_options(args):
         elif value != MODEL_OPTION_DEFAULTS[name]:
             raise UsageError(
                 f"`{flag}` does not apply to method {args.method!r} (it applies to "
-                f"{'mlcl and mlcl+ce' if name.startswith('coarse') else '<method>+ce'})."
+                f"{OPTION_METHODS[name]})."
             )
     return options
 
@@ -189,7 +197,7 @@ def run_bench(args):
         args.methods,
         fractions=fractions,
         seeds=args.seeds,
-        epochs=args.epochs,
+        epochs=args.epochs_per_fraction or args.epochs,
         out=args.out,
         grid=args.grid,
         data_dir=args.data_dir,

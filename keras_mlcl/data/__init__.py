@@ -5,9 +5,11 @@ from keras_mlcl.data.cifar100 import load_cifar100
 from keras_mlcl.data.clinc150 import load_clinc150
 from keras_mlcl.data.fashion_mnist import COARSE_OF_FINE
 from keras_mlcl.data.fashion_mnist import load_fashion_mnist
+from keras_mlcl.data.label_groups import label_groups
 from keras_mlcl.data.labeled_dataset import LabeledDataset
 from keras_mlcl.data.labels import dense_class_ids
 from keras_mlcl.data.mulan import load_mulan
+from keras_mlcl.data.mulan import load_mulan_medical_icd
 from keras_mlcl.data.mulan import parse_arff
 from keras_mlcl.data.npz import load_npz
 from keras_mlcl.data.npz import save_npz
@@ -26,11 +28,13 @@ __all__ = [
     "TextPreprocessor",
     "dataset_names",
     "dense_class_ids",
+    "label_groups",
     "load_cifar100",
     "load_clinc150",
     "load_dataset",
     "load_fashion_mnist",
     "load_mulan",
+    "load_mulan_medical_icd",
     "load_npz",
     "parse_arff",
     "register_dataset",

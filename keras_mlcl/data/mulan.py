@@ -1,10 +1,12 @@
 """MULAN multi-label datasets (emotions, scene, medical, ...) from their ARFF and XML files.
 
-The ARFF files, dense or sparse (`{index value, ...}` rows), are read with liac-arff.
+The ARFF files, dense or sparse (`{index value, ...}` rows), are read with liac-arff. MULAN
+medical also loads as a two-level set, its ICD-9-CM codes under their 3-digit categories.
 """
 
 import math
 import os
+import re
 import xml.etree.ElementTree as ElementTree
 
 import arff
@@ -17,6 +19,9 @@ from keras_mlcl.data.registry import register_dataset
 _SUFFIXES = ("-train.arff", "-test.arff", ".xml")
 # The MULAN sets `load_dataset` knows, as `mulan_<name>`.
 REGISTERED_NAMES = ("emotions", "medical", "scene")
+# A MULAN medical label: `Class-<n>-<ICD-9-CM code>`, the code's dot written `_`. The code's
+# category is 3 digits, `V` and 2 digits, or `E` and 3 digits; its subdivision 1 or 2 digits.
+_MEDICAL_LABEL = re.compile(r"Class-\d+-(\d{3}|V\d{2}|E\d{3})(?:_\d{1,2})?")
 
 
 def _nominal_numbers(values):
@@ -161,6 +166,84 @@ def load_mulan(name: str, path: str | os.PathLike[str] | None = None) -> Labeled
     )
 
 
+def icd9_category(label_name: str) -> str:
+    """The ICD-9-CM 3-digit category of a MULAN medical label name.
+
+    MULAN medical names its labels `Class-<n>-<code>`, where `<code>` is an ICD-9-CM code with
+    `_` in place of its dot (`Class-1-079_99` is code 079.99). The category is the code's part
+    before the dot: 3 digits, or `V` and 2 digits, or `E` and 3 digits.
+
+    Args:
+        label_name: a MULAN medical label name, e.g. `"Class-12-V13_09"`.
+
+    Returns:
+        The category as text, e.g. `"V13"`.
+
+    Raises:
+        ValueError: when `label_name` is not of the form `Class-<n>-<ICD-9-CM code>`.
+
+    Example:
+
+    >>> icd9_category("Class-1-079_99"), icd9_category("Class-16-462")
+    ('079', '462')
+    """
+    match = _MEDICAL_LABEL.fullmatch(label_name) if isinstance(label_name, str) else None
+    if match is None:
+        raise ValueError(
+            "`label_name` should be a MULAN medical label `Class-<n>-<ICD-9-CM code>` such as "
+            f"'Class-1-079_99'. Received: `label_name`={label_name!r}"
+        )
+    return match.group(1)
+
+
+def load_mulan_medical_icd(path: str | os.PathLike[str] | None = None) -> LabeledDataset:
+    """Loads MULAN medical with two multi-hot levels: ICD-9-CM categories over the 45 codes.
+
+    Each of the 45 labels is an ICD-9-CM code; its category is `icd9_category(label)`. A row
+    holds a category when it holds any code of that category:
+
+    ```
+    category[i, c] = max over codes k of category c of code[i, k]
+    ```
+
+    Args:
+        path: the folder holding `medical-train.arff`, `medical-test.arff` and `medical.xml`
+            (or its parent holding `medical/`). When `None`, `$KERAS_MLCL_DATA/mulan/medical`.
+
+    Returns:
+        A `LabeledDataset` named `"mulan_medical_icd"`: `x` float32 `(N, 1449)`, two multi-hot
+        int32 levels, coarse first, `"category"` `(N, C)` and `"code"` `(N, 45)` (the MULAN
+        labels), the same for the test split, and `class_names` `{"category": the categories
+        in text order, "code": the label names}`.
+
+    Example:
+
+    >>> data = load_mulan_medical_icd("data/mulan/medical")
+    >>> data.levels, data.class_names["category"][:3]
+    (['category', 'code'], ['079', '277', '279'])
+    """
+    if path is None:
+        path = dataset_folder("mulan_medical_icd", "mulan/medical")
+    codes = load_mulan("medical", path)
+    code_names = (codes.class_names or {})["labels"]
+    category_of_code = [icd9_category(name) for name in code_names]
+    categories = sorted(set(category_of_code))
+    membership = np.zeros((len(code_names), len(categories)), dtype="int32")
+    membership[np.arange(len(code_names)), [categories.index(c) for c in category_of_code]] = 1
+
+    def levels(code_labels):
+        return {"category": (code_labels @ membership > 0).astype("int32"), "code": code_labels}
+
+    return LabeledDataset(
+        x=codes.x,
+        labels=levels(codes.labels["labels"]),
+        x_test=codes.x_test,
+        test_labels=levels((codes.test_labels or {})["labels"]),
+        name="mulan_medical_icd",
+        class_names={"category": categories, "code": code_names},
+    )
+
+
 for _name in REGISTERED_NAMES:
     register_dataset(
         f"mulan_{_name}",
@@ -168,3 +251,9 @@ for _name in REGISTERED_NAMES:
             name, dataset_folder(f"mulan_{name}", f"mulan/{name}", data_dir)
         ),
     )
+register_dataset(
+    "mulan_medical_icd",
+    lambda data_dir: load_mulan_medical_icd(
+        dataset_folder("mulan_medical_icd", "mulan/medical", data_dir)
+    ),
+)

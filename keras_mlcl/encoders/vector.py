@@ -14,6 +14,12 @@ def vector_encoder(
       -> Dense(embedding_dim)
     ```
 
+    A feature constant in `x_train` gets variance 1 (it is only centred), as in
+    scikit-learn's `StandardScaler`: dividing by a zero spread would blow up any
+    later input where that feature differs (on sparse bag-of-words inputs such as
+    MULAN medical, 555 of 1,449 features are constant in training and half the
+    test rows use one).
+
     Args:
         x_train: float array `(N, F)`, the training features.
         embedding_dim: positive int, the embedding size. Defaults to 128.
@@ -29,8 +35,11 @@ def vector_encoder(
     >>> encoder.output_shape
     (None, 32)
     """
-    normalization = keras.layers.Normalization()
-    normalization.adapt(x_train)
+    x_train = np.asarray(x_train, dtype="float64")
+    variance = x_train.var(axis=0)
+    normalization = keras.layers.Normalization(
+        mean=x_train.mean(axis=0), variance=np.where(variance > 0, variance, 1.0)
+    )
     return keras.Sequential(
         [
             keras.Input(x_train.shape[1:]),

@@ -130,22 +130,149 @@ def check_level_dicts(train_name, train_labels, test_name, test_labels):
     return list(train_labels)
 
 
+def f1_counts(y_true, y_pred):
+    """Per-label counts `(2 TP, 2 TP + FP + FN)` of multi-hot `(N, K)` arrays."""
+    truth, predicted = np.asarray(y_true) > 0, np.asarray(y_pred) > 0
+    true_positives = np.sum(truth & predicted, axis=0)
+    return 2 * true_positives, truth.sum(axis=0) + predicted.sum(axis=0)
+
+
 def macro_f1(y_true, y_pred):
     """Macro-F1 over the labels with a positive in `y_true` or `y_pred`.
 
-    A label that is negative everywhere in both has no defined F1 and is left
-    out; 0.0 when no label is left.
-    """
-    from sklearn.metrics import f1_score
+    ```
+    F1_k = 2 TP_k / (2 TP_k + FP_k + FN_k)
+    ```
 
-    active = np.flatnonzero(np.any(y_true > 0, axis=0) | np.any(y_pred > 0, axis=0))
-    if active.size == 0:
+    A label that is negative everywhere in both has no defined F1 and is left
+    out; 0.0 when no label is left. Computed from the counts, so a single
+    label `(N, 1)` is scored as a label, not as a binary target.
+    """
+    numerators, denominators = f1_counts(y_true, y_pred)
+    active = denominators > 0
+    if not active.any():
         return 0.0
-    return float(f1_score(y_true, y_pred, labels=active, average="macro", zero_division=0))
+    return float(np.mean(numerators[active] / denominators[active]))
+
+
+def micro_f1(y_true, y_pred):
+    """Micro-F1, `2 TP / (2 TP + FP + FN)` with counts summed over labels; 0.0 when undefined."""
+    numerators, denominators = f1_counts(y_true, y_pred)
+    total = denominators.sum()
+    return float(numerators.sum() / total) if total > 0 else 0.0
+
+
+def check_scores(y_true, y_score):
+    """Checks multi-hot labels and their scores, and keeps the labelled rows.
+
+    Args:
+        y_true: multi-hot labels `(N, K)` of 0/1 (a row with a negative value
+            = unlabelled).
+        y_score: scores `(N, K)`.
+
+    Returns:
+        `(labels, scores)`: int64 labels and float scores of the labelled rows
+        (possibly none).
+    """
+    y_true_array = np.asarray(y_true)
+    y_score_array = np.asarray(y_score)
+    if y_true_array.ndim != 2:
+        raise ValueError(
+            f"`y_true` should be multi-hot (N, K). Received: `y_true.shape`={y_true_array.shape}"
+        )
+    if y_score_array.shape != y_true_array.shape:
+        raise ValueError(
+            "`y_score` should have the shape of `y_true`. Received: "
+            f"`y_true.shape`={y_true_array.shape} and `y_score.shape`={y_score_array.shape}"
+        )
+    labels, _, labelled = check_level_labels("y_true", y_true_array)
+    scores = check_embeddings("y_score", y_score_array)
+    return labels[labelled], scores[labelled]
+
+
+def check_threshold(threshold, num_labels):
+    """Returns `threshold` as a finite float or a finite float array `(K,)`, or raises."""
+    array = np.asarray(threshold)
+    if array.ndim == 0:
+        try:
+            value = float(threshold)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not math.isfinite(value):
+            raise ValueError(
+                f"`threshold` should be a finite float. Received: `threshold`={threshold}"
+            )
+        return value
+    if array.shape != (num_labels,):
+        raise ValueError(
+            f"`threshold` should be a float or an array of one threshold per label "
+            f"({num_labels},). Received: `threshold.shape`={array.shape}"
+        )
+    if array.dtype.kind not in "iuf" or not np.all(np.isfinite(array)):
+        raise ValueError(
+            f"`threshold` should hold finite real numbers only. Received: `threshold`={array}"
+        )
+    return array.astype("float64")
+
+
+def f1_thresholds(y_true: ArrayLike, y_score: ArrayLike) -> np.ndarray:
+    """Per-label thresholds that maximise each label's F1 on the given rows.
+
+    For label `k`, the candidates are its distinct scores `t`; each predicts
+    positive the rows with `score >= t`:
+
+    ```
+    F1_k(t) = 2 TP_k(t) / (P_k + N_k(t))
+    threshold_k = max {t : F1_k(t) = max_u F1_k(u)}
+    ```
+
+    where `TP_k(t)` counts the positive rows scored `>= t`, `P_k` the
+    positive rows and `N_k(t)` the rows scored `>= t`. Among equally good
+    candidates the highest one is kept (the fewest predicted positives). A
+    label without a positive (or when every row is unlabelled) gets 0.5.
+    Rows of `y_true` that hold a negative value are unlabelled and left out.
+    One sort per label: `O(K N log N)`.
+
+    Args:
+        y_true: multi-hot labels `(N, K)` of 0/1, usually of a validation
+            split.
+        y_score: scores or probabilities `(N, K)`; higher means more likely.
+
+    Returns:
+        A float64 NumPy array `(K,)` of thresholds, each one of the label's
+        scores (or 0.5), for `multilabel_metrics(..., threshold=...)`.
+
+    Example:
+
+    >>> y_true = np.array([[1, 0], [1, 0], [0, 0]])
+    >>> y_score = np.array([[0.3, 0.9], [0.6, 0.1], [0.2, 0.4]])
+    >>> f1_thresholds(y_true, y_score).tolist()
+    [0.3, 0.5]
+    """
+    labels, scores = check_scores(y_true, y_score)
+    thresholds = np.full(labels.shape[1], 0.5)
+    positives = labels.sum(axis=0)
+    if labels.shape[0] == 0:
+        return thresholds
+    order = np.argsort(-scores, axis=0, kind="stable")
+    sorted_scores = np.take_along_axis(scores, order, axis=0)
+    true_positives = np.cumsum(np.take_along_axis(labels, order, axis=0), axis=0)
+    predicted = np.arange(1, labels.shape[0] + 1)[:, None]
+    f1 = 2 * true_positives / (positives + predicted)
+    # A candidate is the last row of a run of equal scores: it predicts them all.
+    run_end = np.ones_like(sorted_scores, dtype=bool)
+    run_end[:-1] = sorted_scores[:-1] != sorted_scores[1:]
+    f1 = np.where(run_end, f1, -1.0)
+    # argmax keeps the first (highest-threshold) maximum; equal fractions divide to equal floats.
+    best = np.argmax(f1, axis=0)
+    with_positive = positives > 0
+    chosen = sorted_scores[best, np.arange(labels.shape[1])]
+    thresholds[with_positive] = chosen[with_positive]
+    return thresholds
 
 
 def multilabel_metrics(
-    y_true: ArrayLike, y_score: ArrayLike, threshold: float = 0.5
+    y_true: ArrayLike, y_score: ArrayLike, threshold: float | ArrayLike = 0.5
 ) -> dict[str, float]:
     """Micro/macro-F1, mean average precision and Hamming loss.
 
@@ -160,13 +287,16 @@ def multilabel_metrics(
     ```
 
     where `AP_k` is scikit-learn's `average_precision_score` of label `k`
-    (the area under its step-wise precision-recall curve). Rows of `y_true`
-    that hold a negative value are unlabelled and left out.
+    (the area under its step-wise precision-recall curve; it does not depend
+    on the threshold). Rows of `y_true` that hold a negative value are
+    unlabelled and left out.
 
     Args:
         y_true: multi-hot labels `(N, K)` of 0/1.
         y_score: scores or probabilities `(N, K)`; higher means more likely.
-        threshold: a label is predicted when its score is `>= threshold`.
+        threshold: a label is predicted when its score is `>= threshold`:
+            one float for every label, or an array `(K,)` of one threshold
+            per label (e.g. from `f1_thresholds` on a validation split).
             Defaults to 0.5.
 
     Returns:
@@ -180,40 +310,74 @@ def multilabel_metrics(
     >>> y_score = np.array([[0.9, 0.2], [0.4, 0.7]])
     >>> multilabel_metrics(y_true, y_score)["micro_f1"]
     1.0
+    >>> multilabel_metrics(y_true, y_score, threshold=np.array([0.95, 0.5]))["macro_f1"]
+    0.5
     """
     from sklearn.metrics import average_precision_score
-    from sklearn.metrics import f1_score
     from sklearn.metrics import hamming_loss
 
-    y_true_array = np.asarray(y_true)
-    y_score_array = np.asarray(y_score)
-    if y_true_array.ndim != 2:
-        raise ValueError(
-            f"`y_true` should be multi-hot (N, K). Received: `y_true.shape`={y_true_array.shape}"
-        )
-    if y_score_array.shape != y_true_array.shape:
-        raise ValueError(
-            "`y_score` should have the shape of `y_true`. Received: "
-            f"`y_true.shape`={y_true_array.shape} and `y_score.shape`={y_score_array.shape}"
-        )
-    try:
-        threshold = float(threshold)
-    except (TypeError, ValueError):
-        threshold = math.nan
-    if not math.isfinite(threshold):
-        raise ValueError(f"`threshold` should be a finite float. Received: `threshold`={threshold}")
-    labels, _, labelled = check_level_labels("y_true", y_true_array)
-    scores = check_embeddings("y_score", y_score_array)
-    if not labelled.any():
+    labels, scores = check_scores(y_true, y_score)
+    threshold = check_threshold(threshold, labels.shape[1])
+    if labels.shape[0] == 0:
         raise ValueError("`y_true` should have at least one labelled row (no negative values).")
-    labels, scores = labels[labelled], scores[labelled]
     predictions = (scores >= threshold).astype("int64")
 
     with_positive = np.flatnonzero(labels.sum(axis=0) > 0)
     precisions = [average_precision_score(labels[:, k], scores[:, k]) for k in with_positive]
     return {
-        "micro_f1": float(f1_score(labels, predictions, average="micro", zero_division=0)),
+        "micro_f1": micro_f1(labels, predictions),
         "macro_f1": macro_f1(labels, predictions),
         "map": float(np.mean(precisions)) if precisions else math.nan,
         "hamming_loss": float(hamming_loss(labels, predictions)),
     }
+
+
+def threshold_scores(
+    val_true: ArrayLike | None,
+    val_score: ArrayLike | None,
+    test_true: ArrayLike,
+    test_score: ArrayLike,
+) -> dict[str, float]:
+    """Test macro/micro-F1 and mAP with per-label thresholds chosen on validation.
+
+    ```
+    thresholds = f1_thresholds(val_true, val_score)    (0.5 without validation)
+    scores = multilabel_metrics(test_true, test_score, thresholds)
+    ```
+
+    For a classifier's own outputs (e.g. sigmoid probabilities of a BCE
+    head) as for a linear probe's.
+
+    Args:
+        val_true: validation multi-hot labels `(N, K)`, or None.
+        val_score: their scores `(N, K)`, or None (with `val_true`).
+        test_true: test multi-hot labels `(M, K)`.
+        test_score: their scores `(M, K)`.
+
+    Returns:
+        A dict with float values `"macro_f1"`, `"micro_f1"` and `"map"` of the
+        test rows (see `multilabel_metrics`).
+
+    Example:
+
+    >>> val_true = np.array([[1], [0]])
+    >>> val_score = np.array([[0.3], [0.1]])
+    >>> threshold_scores(val_true, val_score, np.array([[1], [0]]), np.array([[0.4], [0.2]]))
+    {'macro_f1': 1.0, 'micro_f1': 1.0, 'map': 1.0}
+    """
+    if (val_true is None) != (val_score is None):
+        raise ValueError(
+            "`val_true` and `val_score` should be given together or both be None. Received: "
+            f"`val_true` {'is None' if val_true is None else 'given'} and "
+            f"`val_score` {'is None' if val_score is None else 'given'}"
+        )
+    threshold: float | np.ndarray = 0.5
+    if val_true is not None and val_score is not None:
+        threshold = f1_thresholds(val_true, val_score)
+        if np.ndim(test_true) == 2 and np.shape(test_true)[1] != threshold.shape[0]:
+            raise ValueError(
+                "`val_true` and `test_true` should have the same number of labels K. "
+                f"Received: shapes {np.shape(val_true)} and {np.shape(test_true)}"
+            )
+    result = multilabel_metrics(test_true, test_score, threshold=threshold)
+    return {name: result[name] for name in ("macro_f1", "micro_f1", "map")}

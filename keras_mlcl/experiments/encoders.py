@@ -15,6 +15,10 @@ from keras_mlcl.layers import TokenDropout
 from keras_mlcl.layers import image_views
 
 TEXT_CONFIG = "text_preprocessor.json"
+# The MLP's hidden width for feature vectors; its embedding is half as wide (512-256). Chosen
+# over 256-128 on validation splits (docs/benchmarks.md, "The encoder's width").
+DEFAULT_ENCODER_WIDTH = 512
+EMBEDDING_DIM = 128
 
 
 def input_kind(x):
@@ -69,7 +73,7 @@ class Preprocessing:
             return cls("text", TextPreprocessor.from_config(json.load(f)))
 
 
-def build_encoder(x_train, embedding_dim=128):
+def build_encoder(x_train, encoder_width=DEFAULT_ENCODER_WIDTH):
     """The default encoder, views and preprocessing for a training input array.
 
     Views: images are shifted by up to 2 pixels and flipped (`image_views`);
@@ -83,14 +87,25 @@ def build_encoder(x_train, embedding_dim=128):
 
     Args:
         x_train: training inputs (images, vectors or strings).
-        embedding_dim: size of the encoder embedding.
+        encoder_width: feature vectors: the MLP's hidden width; the embedding, its last
+            layer, is half as wide. Images and texts get a 128-d embedding and take the
+            default only.
 
     Returns:
         `(preprocessing, encoder, augment)`.
     """
     kind = input_kind(x_train)
+    if kind != "vector" and encoder_width != DEFAULT_ENCODER_WIDTH:
+        raise ValueError(
+            f"`encoder_width` applies to feature vectors only; these inputs are {kind}s. "
+            f"Received: `encoder_width`={encoder_width!r}"
+        )
+    if not isinstance(encoder_width, int) or encoder_width < 2:
+        raise ValueError(
+            f"`encoder_width` should be an int >= 2. Received: `encoder_width`={encoder_width!r}"
+        )
     if kind == "text":
-        text, encoder = text_encoder(list(np.asarray(x_train)), hidden_dim=embedding_dim)
+        text, encoder = text_encoder(list(np.asarray(x_train)), hidden_dim=EMBEDDING_DIM)
         augment = TokenDropout(0.1, padding_id=text.padding_id)
         return Preprocessing("text", text), encoder, augment
     preprocessing = Preprocessing(kind)
@@ -98,6 +113,7 @@ def build_encoder(x_train, embedding_dim=128):
     if kind == "image":
         height, width = x.shape[1:3]
         augment = image_views(height, width, crop_padding=2, flip=True, value_range=(0.0, 255.0))
-        return preprocessing, image_encoder(x.shape[1:], embedding_dim), augment
+        return preprocessing, image_encoder(x.shape[1:], EMBEDDING_DIM), augment
     augment = keras.layers.Dropout(0.2, seed=random.randint(0, 2**31 - 1))
-    return preprocessing, vector_encoder(x, embedding_dim), augment
+    encoder = vector_encoder(x, embedding_dim=encoder_width // 2, width=encoder_width)
+    return preprocessing, encoder, augment

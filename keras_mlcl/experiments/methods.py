@@ -10,32 +10,86 @@
 | `simdis` | one, multi-hot level | `SimDisLoss` |
 | `supcon-any` | one, multi-hot level | `SupCon(positives="any")` |
 | `jaccard` | one, multi-hot level | `SupCon(positives="jaccard")` |
+| `mlcl-labels` | one per label of the multi-hot level | `MultiLevelSupCon.multilabel` |
+| `mlcl-groups` | one per label group (`method_label_groups`) | `MultiLevelSupCon.multilabel` |
 | `<method>+ce` | as the method | plus `ce_weight` x cross-entropy on the finest level |
+
+The heads of `mlcl-labels` and `mlcl-groups` share one temperature; each head's weight is
+`share ** weight_power`, scaled to a mean of 1 over the heads, where `share` is the share of
+training rows holding a label of the head (`weight_power=0`: every head weighs 1).
 """
 
 import numpy as np
 
+from keras_mlcl.data.label_groups import label_groups
 from keras_mlcl.losses import HiMulCon
 from keras_mlcl.losses import MultiLevelSupCon
 from keras_mlcl.losses import SimDisLoss
 from keras_mlcl.losses import SupCon
 from keras_mlcl.models import ContrastiveModel
 
-METHODS = ("ce", "supcon", "mlcl", "himulcon", "simdis", "supcon-any", "jaccard", "bce")
-MULTI_HOT_METHODS = ("simdis", "supcon-any", "jaccard", "bce")
+METHODS = (
+    "ce",
+    "supcon",
+    "mlcl",
+    "himulcon",
+    "simdis",
+    "supcon-any",
+    "jaccard",
+    "bce",
+    "mlcl-labels",
+    "mlcl-groups",
+)
+# Methods with one head per label or label group of the multi-hot level (no `+ce` form).
+LABEL_HEAD_METHODS = ("mlcl-labels", "mlcl-groups")
+MULTI_HOT_METHODS = ("simdis", "supcon-any", "jaccard", "bce", *LABEL_HEAD_METHODS)
 COARSE_TEMPERATURE = 0.5
 
 
 def parse_method(name):
     """`(base, joint_ce)` for a method name such as `"mlcl+ce"`."""
     base, joint = (name[:-3], True) if name.endswith("+ce") else (name, False)
-    if base not in METHODS or (joint and base in ("ce", "bce")):
+    if base not in METHODS or (joint and base in ("ce", "bce", *LABEL_HEAD_METHODS)):
         known = ", ".join(METHODS)
+        single = ", ".join(m for m in METHODS if m not in ("ce", "bce", *LABEL_HEAD_METHODS))
         raise ValueError(
-            f"`method` should be one of {known}, or a contrastive one followed by '+ce'. "
+            f"`method` should be one of {known}, or one of {single} followed by '+ce'. "
             f"Received: `method`={name!r}"
         )
     return base, joint
+
+
+def method_label_groups(method, dataset, level):
+    """The label columns of each head of `mlcl-labels` / `mlcl-groups`: `{head: [columns]}`.
+
+    `mlcl-labels` has one head per label (`label_<k>`). `mlcl-groups` has one head per group
+    of `keras_mlcl.data.label_groups` over the training rows of `level` (`group_<i>`): the
+    labels under each label of the next coarser level when that level is multi-hot too, else
+    clusters of labels that occur together.
+    """
+    labels = np.asarray(dataset.labels[level])
+    if method == "mlcl-labels":
+        return {f"label_{k}": [k] for k in range(labels.shape[1])}
+    index = dataset.levels.index(level)
+    coarser = dataset.levels[index - 1] if index > 0 else None
+    coarse = None
+    if coarser is not None and dataset.is_multi_hot(coarser):
+        coarse = dataset.labels[coarser]
+    groups = label_groups(labels, coarse=coarse)
+    return {f"group_{i}": list(columns) for i, columns in enumerate(groups)}
+
+
+def head_weights(labels, groups, weight_power):
+    """`{head: weight}`: `share ** weight_power` scaled to a mean of 1 (see the module doc)."""
+    labels = np.asarray(labels)
+    labels = labels[np.all(labels >= 0, axis=1)]
+    shares = {
+        name: float(np.mean(np.any(labels[:, columns] > 0, axis=1))) if len(labels) else 0.0
+        for name, columns in groups.items()
+    }
+    raw = {name: share**weight_power if share > 0 else 0.0 for name, share in shares.items()}
+    mean = float(np.mean(list(raw.values())))
+    return {name: value / mean if mean > 0 else 1.0 for name, value in raw.items()}
 
 
 def check_method_for_dataset(name, dataset):
@@ -67,6 +121,7 @@ def build_model(
     head_dim=128,
     coarse_temperature=COARSE_TEMPERATURE,
     coarse_weight=1.0,
+    weight_power=0.0,
 ):
     """A `ContrastiveModel` for method `name` on `dataset`'s levels.
 
@@ -82,6 +137,8 @@ def build_model(
         coarse_temperature: `mlcl`: temperature of the heads of the levels
             coarser than the finest.
         coarse_weight: `mlcl`: weight of those heads (the finest head's is 1).
+        weight_power: `mlcl-labels`, `mlcl-groups`: the heads' weights are the shares of
+            training rows holding one of their labels to this power, scaled to a mean of 1.
 
     Returns:
         `(model, labels)`: the model and a function mapping a dict of level
@@ -118,6 +175,15 @@ def build_model(
             }
         )
 
+    elif base in LABEL_HEAD_METHODS:
+        groups = method_label_groups(base, dataset, target)
+        heads = {name: head_dim for name in groups}
+        loss = MultiLevelSupCon.multilabel(
+            groups,
+            temperatures=temperature,
+            weights=head_weights(dataset.labels[target], groups, weight_power),
+            positives="any",
+        )
     elif base == "himulcon":
         heads, loss = {"hierarchy": head_dim}, HiMulCon(temperature=temperature)
     else:
@@ -144,6 +210,8 @@ def build_model(
             y = {key: labels[key] for key in classifier}
             y["hierarchy"] = np.stack([labels[level] for level in levels], axis=1)
             return y
+        if base in LABEL_HEAD_METHODS:
+            return labels[target]
         return {key: labels[key] for key in keys}
 
     return model, to_y

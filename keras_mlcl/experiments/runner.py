@@ -14,10 +14,13 @@ import numpy as np
 from keras_mlcl.data import dense_class_ids
 from keras_mlcl.data import subsample
 from keras_mlcl.data import train_test_split
+from keras_mlcl.data import validation_split
 from keras_mlcl.evaluation import knn_accuracy_per_level
-from keras_mlcl.evaluation import linear_probe_per_level
 from keras_mlcl.evaluation import plot_embeddings
+from keras_mlcl.evaluation import probe_scores
 from keras_mlcl.evaluation import retrieval_metrics_per_level
+from keras_mlcl.evaluation import threshold_scores
+from keras_mlcl.experiments.encoders import DEFAULT_ENCODER_WIDTH
 from keras_mlcl.experiments.encoders import Preprocessing
 from keras_mlcl.experiments.encoders import build_encoder
 from keras_mlcl.experiments.history import plot_loss_curves
@@ -89,17 +92,44 @@ def probe_split(dataset, fraction=1.0, seed=0):
     return dataset, test_split, class_ids
 
 
-def evaluate_embeddings(model, preprocessing, dataset, knn_k=20, batch_size=256, verbose=0):
+def threshold_split(dataset, validation_fraction, seed):
+    """`(training rows, validation rows or None)`: the rows that choose multi-hot thresholds.
+
+    When `validation_fraction` is given and a level of `dataset` is multi-hot, a stratified
+    `validation_fraction` of the training rows is held out (`keras_mlcl.data.validation_split`
+    with `seed`): the model and the probe never see them; they choose each label's decision
+    threshold. Otherwise every training row is kept and thresholds stay at 0.5.
+    """
+    multi_hot = any(dataset.is_multi_hot(level) for level in dataset.levels)
+    if validation_fraction is None or not multi_hot:
+        return dataset, None
+    return validation_split(dataset, fraction=validation_fraction, seed=seed)
+
+
+def headline(metrics):
+    """A level's headline figure: the accuracy, or the macro-F1 of a multi-hot level."""
+    return metrics["accuracy"] if "accuracy" in metrics else metrics["macro_f1"]
+
+
+def evaluate_embeddings(
+    model, preprocessing, dataset, knn_k=20, batch_size=256, verbose=0, validation=None
+):
     """Linear-probe, kNN and retrieval scores per level of `model`'s encoder embeddings.
 
     The probe, the kNN references and the retrieval references are `dataset`'s training rows;
     the scores are on its test rows (the queries). `retrieval` has the class-id levels only
-    (`keras_mlcl.evaluation.retrieval_metrics_per_level`). With `verbose`, each phase is
-    reported on stderr.
+    (`keras_mlcl.evaluation.retrieval_metrics_per_level`). `probe_metrics` holds every probe
+    figure (`keras_mlcl.evaluation.probe_scores`: accuracy; macro-F1, micro-F1 and mAP of a
+    multi-hot level, with per-label thresholds chosen on `validation`'s rows when given, else
+    0.5) and `linear_probe` the headline of each level (`headline`). With `verbose`, each
+    phase is reported on stderr.
     """
     with phase("embedding", verbose):
         train = model.embed(preprocessing(dataset.x), batch_size=batch_size)
         test = model.embed(preprocessing(dataset.x_test), batch_size=batch_size)
+        held_out = None
+        if validation is not None:
+            held_out = model.embed(preprocessing(validation.x), batch_size=batch_size)
     for name, embeddings in (("x", train), ("x_test", test)):
         if not np.all(np.isfinite(embeddings)):
             raise ValueError(
@@ -107,12 +137,52 @@ def evaluate_embeddings(model, preprocessing, dataset, knn_k=20, batch_size=256,
                 "(try a lower learning rate) or was saved with NaN weights."
             )
     with phase(f"linear probe ({len(dataset.levels)} levels)", verbose):
-        probe = linear_probe_per_level(train, dataset.labels, test, dataset.test_labels)
+        metrics = probe_scores(
+            train,
+            dataset.labels,
+            test,
+            dataset.test_labels,
+            val_embeddings=held_out,
+            val_labels=None if validation is None else validation.labels,
+        )
     with phase(f"kNN, k={knn_k}", verbose):
         knn = knn_accuracy_per_level(train, dataset.labels, test, dataset.test_labels, k=knn_k)
     with phase("retrieval (Recall@k, mAP@R)", verbose):
         retrieval = retrieval_metrics_per_level(test, dataset.test_labels, train, dataset.labels)
-    return {"linear_probe": probe, "knn": knn, "retrieval": retrieval}, test
+    probe = {level: headline(values) for level, values in metrics.items()}
+    scores = {"linear_probe": probe, "probe_metrics": metrics, "knn": knn, "retrieval": retrieval}
+    return scores, test
+
+
+def classifier_scores(model, x_test, test_labels, x_val=None, val_labels=None, batch_size=256):
+    """The test figures of `model`'s own classifier outputs, `{level: {metric: value}}`.
+
+    A class-id level gives `{"accuracy"}` (arg-max of the logits, unlabelled rows left out); a
+    multi-hot level the sigmoid's `{"macro_f1", "micro_f1", "map"}`, with per-label thresholds
+    chosen on `x_val` when given, else 0.5 (`keras_mlcl.evaluation.threshold_scores`). Empty
+    for a model without a classifier.
+    """
+    if not model.classifier:
+        return {}
+    test = model.predict(x_test, batch_size=batch_size, verbose=0)
+    val = None if x_val is None else model.predict(x_val, batch_size=batch_size, verbose=0)
+    scores = {}
+    for level in model.classifier:
+        logits = np.asarray(test[f"{level}_logits"], dtype="float64")
+        labels = np.asarray(test_labels[level])
+        if labels.ndim == 1:
+            labelled = labels >= 0
+            correct = np.argmax(logits[labelled], axis=1) == labels[labelled]
+            scores[level] = {"accuracy": float(np.mean(correct))}
+            continue
+        probabilities = 1.0 / (1.0 + np.exp(-logits))
+        val_probabilities = val_true = None
+        if val is not None:
+            val_logits = np.asarray(val[f"{level}_logits"], dtype="float64")
+            val_probabilities = 1.0 / (1.0 + np.exp(-val_logits))
+            val_true = val_labels[level]
+        scores[level] = threshold_scores(val_true, val_probabilities, labels, probabilities)
+    return scores
 
 
 def train_and_evaluate(
@@ -133,6 +203,8 @@ def train_and_evaluate(
     tensorboard=False,
     verbose="auto",
     model_options=None,
+    encoder_width=DEFAULT_ENCODER_WIDTH,
+    validation_fraction=None,
 ):
     """Trains `method` on `dataset`, evaluates it per level and writes the run.
 
@@ -168,6 +240,12 @@ def train_and_evaluate(
             kNN, export, plots) are reported on stderr too.
         model_options: optional dict of further `build_model` arguments
             (e.g. `ce_weight`, `coarse_temperature`, `coarse_weight`).
+        encoder_width: feature vectors: the MLP's hidden width (its embedding is
+            half as wide). Defaults to 512 (`DEFAULT_ENCODER_WIDTH`).
+        validation_fraction: with a multi-hot level, the share of the training
+            rows held out to choose each label's decision threshold for the
+            probe and the classifier (`threshold_split`); `None` (the default)
+            keeps every row and thresholds at 0.5.
 
     Returns:
         The results dict (also `results.json`).
@@ -185,9 +263,10 @@ def train_and_evaluate(
         started = time.time()
         fingerprint = data_fingerprint(dataset)
         dataset, test_split, class_ids = probe_split(dataset, fraction, seed)
+        dataset, validation = threshold_split(dataset, validation_fraction, seed)
 
         keras.utils.set_random_seed(seed)
-        preprocessing, encoder, augment = build_encoder(dataset.x)
+        preprocessing, encoder, augment = build_encoder(dataset.x, encoder_width)
         model, to_y = build_model(
             method,
             dataset,
@@ -212,7 +291,14 @@ def train_and_evaluate(
             callbacks=callbacks,
         )
         scores, test_embeddings = evaluate_embeddings(
-            model, preprocessing, dataset, batch_size=256, verbose=verbose
+            model, preprocessing, dataset, batch_size=256, verbose=verbose, validation=validation
+        )
+        scores["classifier"] = classifier_scores(
+            model,
+            preprocessing(dataset.x_test),
+            dataset.test_labels,
+            x_val=None if validation is None else preprocessing(validation.x),
+            val_labels=None if validation is None else validation.labels,
         )
         results = {
             "dataset": dataset.name,
@@ -226,7 +312,9 @@ def train_and_evaluate(
             "temperature": temperature,
             "learning_rate": learning_rate,
             "model_options": dict(model_options or {}),
+            "encoder_width": encoder_width,
             "train_size": int(len(dataset.x)),
+            "threshold_rows": 0 if validation is None else int(len(validation.x)),
             "test_size": int(len(dataset.x_test)),
             "test_split": test_split,
             "data_fingerprint": fingerprint,
@@ -234,6 +322,7 @@ def train_and_evaluate(
                 "split": "train",
                 "fraction": fraction,
                 "seed": seed,
+                "validation_fraction": None if validation is None else validation_fraction,
                 "count": int(len(dataset.x)),
             },
             "levels": dataset.levels,
@@ -341,13 +430,17 @@ def evaluate_saved_run(model_path, dataset, knn_k=20, verbose=0):
             f"The inputs `x` of {dataset.name!r} should have the sample shape the model was "
             f"trained on, {expected}. Received: {tuple(given)}"
         )
-    rows = {"split": "train", "fraction": 1.0, "seed": 0}
+    rows = {"split": "train", "fraction": 1.0, "seed": 0, "validation_fraction": None}
     if "probe_rows" in run and run.get("data_fingerprint") == data_fingerprint(dataset):
         rows = {key: run["probe_rows"][key] for key in ("split", "fraction", "seed")}
+        rows["validation_fraction"] = run["probe_rows"].get("validation_fraction")
         rows["same_as"] = "the run that wrote the model"
     dataset, _, _ = probe_split(dataset, rows["fraction"], rows["seed"])
+    dataset, validation = threshold_split(dataset, rows["validation_fraction"], rows["seed"])
     rows["count"] = int(len(dataset.x))
-    scores, _ = evaluate_embeddings(model, preprocessing, dataset, knn_k=knn_k, verbose=verbose)
+    scores, _ = evaluate_embeddings(
+        model, preprocessing, dataset, knn_k=knn_k, verbose=verbose, validation=validation
+    )
     return {"model": model_path, "dataset": dataset.name, "probe_rows": rows, **scores}
 
 

@@ -16,6 +16,7 @@ from keras_mlcl.bench.selection import select_hyperparameters
 from keras_mlcl.bench.text_features import tfidf_features
 from keras_mlcl.data import LabeledDataset
 from keras_mlcl.data import load_npz
+from keras_mlcl.evaluation import linear_probe
 
 GRID = {"mlcl": {"coarse_weight": [0.5, 1.0]}}
 
@@ -76,16 +77,28 @@ def test_results_json_has_the_documented_shape_and_scores_in_0_1(bench):
     with open(os.path.join(bench["out"], "results.json")) as f:
         written = json.load(f)
     assert written == bench["results"]
-    assert list(written) == ["ce", "mlcl"]
+    assert list(written) == ["raw", "ce", "mlcl"]  # the `raw` baseline always comes first
     for method in written:
         assert list(written[method]) == ["1.0"]
         assert list(written[method]["1.0"]) == ["group", "kind"]
-        for entry in written[method]["1.0"].values():
-            assert set(entry) == {"mean", "std", "runs"}
+        for level, entry in written[method]["1.0"].items():
+            own = method == "ce" and level == "kind"  # ce's classifier is on the finest level
+            assert set(entry) == {"mean", "std", "runs", "metrics"} | (
+                {"classifier"} if own else set()
+            )
             assert len(entry["runs"]) == 1
             assert entry["mean"] == entry["runs"][0] and entry["std"] == 0.0
+            assert entry["metrics"] == {"accuracy": {k: entry[k] for k in ("mean", "std", "runs")}}
             assert 0.0 <= entry["mean"] <= 1.0
             assert entry["mean"] > 0.9  # clusters 4 standard deviations apart
+    assert 0.25 < written["ce"]["1.0"]["kind"]["classifier"]["mean"] <= 1.0  # above chance
+
+
+def test_raw_is_the_probe_on_the_inputs(bench):
+    data = load_npz(bench["data"])
+    for level in ("group", "kind"):
+        expected = linear_probe(data.x, data.labels[level], data.x_test, data.test_labels[level])
+        assert bench["results"]["raw"]["1.0"][level]["mean"] == round(expected, 4)
 
 
 def test_meta_records_grid_choice_and_settings(bench):
@@ -96,6 +109,7 @@ def test_meta_records_grid_choice_and_settings(bench):
     assert meta["level_metrics"] == {"group": "accuracy", "kind": "accuracy"}
     assert meta["train_sizes"] == {"1.0": 160} and meta["test_size"] == 60
     assert meta["chosen"]["ce"]["1.0"] == {"params": {}, "trials": []}
+    assert meta["chosen"]["raw"]["1.0"] == {"params": {}, "trials": []}
     trials = meta["chosen"]["mlcl"]["1.0"]["trials"]
     assert [t["params"] for t in trials] == [{"coarse_weight": 0.5}, {"coarse_weight": 1.0}]
     for trial in trials:
@@ -108,6 +122,7 @@ def test_meta_records_grid_choice_and_settings(bench):
         assert meta[key]
     table = open(os.path.join(bench["out"], "results.md"), encoding="utf-8").read()
     assert "| method | group @ 1.0 | kind @ 1.0 |" in table and "±" in table
+    assert "| ce (classifier) | – |" in table
     with open(os.path.join(bench["out"], "results.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
@@ -129,6 +144,7 @@ def test_selection_sees_training_rows_only_and_never_test_labels(bench):
         expected = [label_of[row.tobytes()] for row in dataset.x_test]
         np.testing.assert_array_equal(dataset.test_labels["kind"], expected)
         assert kwargs["fraction"] == 1.0 and kwargs["out"] is None
+        assert kwargs.get("validation_fraction") is None
 
 
 def test_selection_refuses_a_dataset_with_a_test_split(bench):
@@ -149,7 +165,10 @@ def test_parse_grid_expands_products_in_order():
         {"temperature": 0.2, "ce_weight": 1.0},
         {"temperature": 0.2, "ce_weight": 2.0},
     ]
-    assert parse_grid(None, ["mlcl"])[1]["mlcl"] == [{"coarse_weight": 0.5}, {"coarse_weight": 1.0}]
+    assert parse_grid(None, ["mlcl"])[1]["mlcl"] == [
+        {"coarse_temperature": 0.1},
+        {"coarse_temperature": 0.5},
+    ]
 
 
 @pytest.mark.parametrize(
@@ -186,12 +205,96 @@ def test_summarize_uses_the_sample_standard_deviation():
 
 def test_results_table_bolds_the_best_mean_of_each_column():
     results = {
-        "ce": {"0.1": {"fine": summarize([0.6, 0.8])}},
+        "ce": {"0.1": {"fine": {**summarize([0.6, 0.8]), "classifier": summarize([0.8])}}},
         "mlcl": {"0.1": {"fine": summarize([0.75])}},
     }
     table = results_table(results, {"levels": ["fine"]})
     assert table.splitlines()[2] == "| ce | 0.700 ± 0.141 |"
-    assert table.splitlines()[3] == "| mlcl | **0.750 ± 0.000** |"
+    assert table.splitlines()[3] == "| ce (classifier) | **0.800 ± 0.000** |"
+    assert table.splitlines()[4] == "| mlcl | 0.750 ± 0.000 |"
+
+
+def multi_label_data(n=150, n_test=60, seed=0):
+    """Two multi-hot levels: 3 blocks (coarse) over 6 labels, 2 per block; separable inputs."""
+    rng = np.random.default_rng(seed)
+
+    def split(size):
+        block = np.arange(size) % 3
+        fine = np.zeros((size, 6), "int32")
+        fine[np.arange(size), 2 * block] = 1
+        fine[np.arange(size), 2 * block + 1] = rng.random(size) < 0.5
+        rows = np.arange(size)
+        x = rng.normal(size=(size, 12))
+        x[rows, 2 * block] += 4
+        x[rows, 6 + block] += 4 * fine[rows, 2 * block + 1]
+        return x.astype("float32"), {"block": np.eye(3, dtype="int32")[block], "labels": fine}
+
+    x, labels = split(n)
+    x_test, test_labels = split(n_test)
+    return LabeledDataset(x=x, labels=labels, x_test=x_test, test_labels=test_labels, name="ml")
+
+
+def test_multi_label_bench_thresholds_classifier_and_label_heads(tmp_path):
+    calls = []
+    real = quality.train_and_evaluate
+
+    def recording(dataset, **kwargs):
+        calls.append((dataset, kwargs))
+        return real(dataset, **kwargs)
+
+    grid = {"mlcl-labels": {"temperature": [0.1, 0.2]}}
+    patch = pytest.MonkeyPatch()
+    patch.setattr(quality, "train_and_evaluate", recording)
+    patch.setattr(selection, "train_and_evaluate", recording)
+    try:
+        out = os.path.join(tmp_path, "out")
+        results = run_quality_bench(
+            multi_label_data(),
+            ["bce", "mlcl-labels", "mlcl-groups", "mlcl"],
+            fractions=[1.0],
+            seeds=1,
+            epochs=2,
+            out=out,
+            grid=grid,
+        )
+    finally:
+        patch.undo()
+    assert list(results) == ["raw", "bce", "mlcl-labels", "mlcl-groups", "mlcl"]
+    for method, by_fraction in results.items():
+        for level, entry in by_fraction["1.0"].items():
+            assert set(entry["metrics"]) == {"macro_f1", "micro_f1", "map"}
+            assert entry["mean"] == entry["metrics"]["macro_f1"]["mean"]  # the headline
+            assert ("classifier" in entry) == (method == "bce" and level == "labels")
+    own = results["bce"]["1.0"]["labels"]["classifier"]
+    assert set(own["metrics"]) == {"macro_f1", "micro_f1", "map"}
+    final = [kwargs for _, kwargs in calls if kwargs["fraction"] == 1.0 and len(_.x) == 150]
+    assert [kwargs["method"] for kwargs in final] == ["bce", "mlcl-labels", "mlcl-groups", "mlcl"]
+    assert all(kwargs["validation_fraction"] == 0.2 for kwargs in final)
+    with open(os.path.join(out, "meta.json")) as f:
+        meta = json.load(f)
+    assert meta["level_metrics"] == {"block": "macro-F1", "labels": "macro-F1"}
+    assert "threshold" in meta["thresholds"]
+    trials = meta["chosen"]["mlcl-labels"]["1.0"]["trials"]
+    assert [t["params"] for t in trials] == [{"temperature": 0.1}, {"temperature": 0.2}]
+    table = open(os.path.join(out, "results.md"), encoding="utf-8").read()
+    assert "| bce (classifier) | – |" in table
+    assert "macro-F1 / micro-F1 / mAP" in table
+
+
+def test_bench_selection_scores_multi_hot_levels_by_map(monkeypatch):
+    def fake(dataset, **kwargs):
+        scale = kwargs["temperature"]
+        metrics = {"macro_f1": 0.9 - scale, "micro_f1": 0.5, "map": scale}
+        return {"probe_metrics": {"labels": metrics}}
+
+    monkeypatch.setattr(selection, "train_and_evaluate", fake)
+    data = multi_label_data()
+    data = LabeledDataset(x=data.x, labels={"labels": data.labels["labels"]}, name="ml")
+    best, trials = select_hyperparameters(
+        data, "bce", [{"temperature": 0.1}, {"temperature": 0.3}], epochs=1
+    )
+    assert best == {"temperature": 0.3}  # higher mAP, though lower macro-F1
+    assert [t["score"] for t in trials] == [0.1, 0.3]
 
 
 def test_tfidf_features_are_fitted_on_training_texts_only():

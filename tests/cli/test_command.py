@@ -74,6 +74,36 @@ def test_model_option_defaults_are_build_models():
     assert MODEL_OPTION_DEFAULTS["coarse_temperature"] == COARSE_TEMPERATURE
 
 
+def test_bench_quality_takes_epochs_per_fraction():
+    parser = build_parser()
+    base = ["bench", "quality", "--data", "toy", "--out", "o"]
+    args = parser.parse_args([*base, "--epochs-per-fraction", "0.1:30,1.0:5"])
+    assert args.epochs_per_fraction == {0.1: 30, 1.0: 5}
+    assert parser.parse_args(base).epochs_per_fraction is None
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--epochs-per-fraction", "0.1=30"], "should be FRACTION:EPOCHS pairs"),
+        (["--epochs-per-fraction", "0.1:0"], "should be FRACTION:EPOCHS pairs"),
+        (["--epochs-per-fraction", "1.5:3"], "should be FRACTION:EPOCHS pairs"),
+        (["--epochs-per-fraction", "0.1:3", "--epochs", "4"], "not allowed with argument"),
+    ],
+)
+def test_bench_epochs_per_fraction_is_checked_at_parse_time(args, message):
+    result = launch("bench", "quality", "--data", "toy", "--out", "o", *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_weight_power_applies_to_the_label_head_methods_only(tmp_path):
+    data = write_unseen_npz(os.path.join(tmp_path, "toy.npz"))
+    code = main(["train", "--data", data, "--method", "supcon", "--weight-power", "0.5"])
+    assert code == 2
+
+
 def test_loss_is_a_hidden_alias_of_method():
     parser = build_parser()
     assert parser.parse_args(["train", "--loss", "supcon"]).method == "supcon"
@@ -89,6 +119,7 @@ def test_loss_is_a_hidden_alias_of_method():
         (["--ce-weight", "-1"], "argument --ce-weight: should be a positive number"),
         (["--coarse-temperature", "inf"], "argument --coarse-temperature: should be a positive"),
         (["--coarse-weight", "-0.5"], "argument --coarse-weight: should be a non-negative"),
+        (["--weight-power", "-1"], "argument --weight-power: should be a non-negative"),
     ],
 )
 def test_knobs_are_checked_at_parse_time(args, message):
@@ -155,7 +186,13 @@ def test_train_then_evaluate_scores_the_same_rows(tmp_path, capsys):
     assert main(args + ["--out", out, "--no-export", "--quiet"]) == 0
     with open(os.path.join(out, "results.json")) as f:
         results = json.load(f)
-    assert results["probe_rows"] == {"split": "train", "fraction": 0.5, "seed": 3, "count": 80}
+    assert results["probe_rows"] == {
+        "split": "train",
+        "fraction": 0.5,
+        "seed": 3,
+        "validation_fraction": None,
+        "count": 80,
+    }
     model = os.path.join(out, "model.keras")
     assert main(["evaluate", "--model", model, "--data", data, "--quiet"]) == 0
     with open(os.path.join(out, "metrics.json")) as f:
@@ -176,7 +213,13 @@ def test_train_then_evaluate_scores_the_same_rows(tmp_path, capsys):
     elsewhere = os.path.join(tmp_path, "other.json")
     assert main(["evaluate", "--model", model, "--data", other, "--out", elsewhere]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["probe_rows"] == {"split": "train", "fraction": 1.0, "seed": 0, "count": 160}
+    assert printed["probe_rows"] == {
+        "split": "train",
+        "fraction": 1.0,
+        "seed": 0,
+        "validation_fraction": None,
+        "count": 160,
+    }
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])

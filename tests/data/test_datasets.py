@@ -379,6 +379,7 @@ def test_dataset_names_are_the_registered_loaders():
         "fashion_mnist_full",
         "mulan_emotions",
         "mulan_medical",
+        "mulan_medical_icd",
         "mulan_scene",
     ]
 

@@ -6,7 +6,9 @@ import pytest
 
 from keras_mlcl.data import load_dataset
 from keras_mlcl.data import load_mulan
+from keras_mlcl.data import load_mulan_medical_icd
 from keras_mlcl.data import parse_arff
+from keras_mlcl.data.mulan import icd9_category
 
 
 def test_parse_dense_arff():
@@ -180,3 +182,113 @@ def test_load_dataset_mulan_names(shared_data):
     assert data.name == "mulan_emotions" and data.x.shape == (391, 72)
     # The same through KERAS_MLCL_DATA (set by the fixture), without `data_dir`.
     np.testing.assert_array_equal(load_dataset("mulan_emotions").x, data.x)
+
+
+@pytest.mark.parametrize(
+    "label_name, category",
+    [
+        ("Class-1-079_99", "079"),
+        ("Class-16-462", "462"),
+        ("Class-12-V13_09", "V13"),
+        ("Class-4-753_0", "753"),
+        ("Class-7-E849_0", "E849"),
+    ],
+)
+def test_icd9_category(label_name, category):
+    assert icd9_category(label_name) == category
+
+
+@pytest.mark.parametrize(
+    "label_name", ["079_99", "Class-1-", "Class-x-079_99", "Class-1-79_9", "Class-1-079.99", 7]
+)
+def test_icd9_category_rejects_other_names(label_name):
+    with pytest.raises(ValueError, match=r"`label_name` should be a MULAN medical label"):
+        icd9_category(label_name)
+
+
+def _write_tiny_medical(folder, codes, train_rows, test_rows):
+    folder.mkdir()
+    header = "@relation medical\n@attribute word numeric\n"
+    header += "".join(f"@attribute {code} {{0,1}}\n" for code in codes) + "@data\n"
+    (folder / "medical-train.arff").write_text(header + "".join(train_rows))
+    (folder / "medical-test.arff").write_text(header + "".join(test_rows))
+    labels = "".join(f'<label name="{code}"></label>' for code in codes)
+    (folder / "medical.xml").write_text(
+        '<?xml version="1.0"?>\n<labels xmlns="http://mulan.sourceforge.net/labels">'
+        f"{labels}</labels>"
+    )
+
+
+def test_load_mulan_medical_icd_from_tiny_files(tmp_path):
+    # Categories in text order: 079 (codes 0, 3), 462 (code 2), V13 (code 1).
+    codes = ["Class-0-079_99", "Class-1-V13_09", "Class-2-462", "Class-3-079_0"]
+    train_rows = ["1,1,0,0,0\n", "2,0,1,0,1\n", "3,1,0,0,1\n", "{0 4}\n", "5,0,1,1,0\n"]
+    test_rows = ["{0 6,3 1}\n", "7,0,0,0,1\n"]
+    _write_tiny_medical(tmp_path / "medical", codes, train_rows, test_rows)
+    data = load_mulan_medical_icd(tmp_path / "medical")
+    assert data.name == "mulan_medical_icd" and data.levels == ["category", "code"]
+    assert data.class_names == {"category": ["079", "462", "V13"], "code": codes}
+    np.testing.assert_array_equal(data.x, [[1], [2], [3], [4], [5]])
+    expected_codes = [[1, 0, 0, 0], [0, 1, 0, 1], [1, 0, 0, 1], [0, 0, 0, 0], [0, 1, 1, 0]]
+    np.testing.assert_array_equal(data.labels["code"], expected_codes)
+    # Row 2 holds 079.0 and V13.09, row 5 V13.09 and 462: each category once.
+    expected_categories = [[1, 0, 0], [1, 0, 1], [1, 0, 0], [0, 0, 0], [0, 1, 1]]
+    np.testing.assert_array_equal(data.labels["category"], expected_categories)
+    np.testing.assert_array_equal(data.x_test, [[6], [7]])
+    np.testing.assert_array_equal(data.test_labels["code"], [[0, 0, 1, 0], [0, 0, 0, 1]])
+    np.testing.assert_array_equal(data.test_labels["category"], [[0, 1, 0], [1, 0, 0]])
+    for labels in (data.labels, data.test_labels):
+        assert all(level.dtype == np.int32 for level in labels.values())
+    # The parent folder works too, and so does the registered name with `data_dir`.
+    np.testing.assert_array_equal(
+        load_mulan_medical_icd(tmp_path).labels["category"], expected_categories
+    )
+    (tmp_path / "mulan").mkdir()
+    (tmp_path / "medical").rename(tmp_path / "mulan" / "medical")
+    registered = load_dataset("mulan_medical_icd", data_dir=tmp_path)
+    np.testing.assert_array_equal(registered.test_labels["category"], [[0, 1, 0], [1, 0, 0]])
+
+
+def test_load_mulan_medical_icd_rejects_a_label_that_is_not_a_code(tmp_path):
+    _write_tiny_medical(tmp_path / "medical", ["Class-0-079_99", "Sad"], ["1,1,0\n"], ["2,0,1\n"])
+    with pytest.raises(ValueError, match=r"Received: `label_name`='Sad'"):
+        load_mulan_medical_icd(tmp_path)
+
+
+def test_load_mulan_medical_icd_without_a_data_folder_says_how_to_give_one(no_data_dir):
+    with pytest.raises(FileNotFoundError, match=r"'mulan_medical_icd' .*DIR/mulan/medical"):
+        load_mulan_medical_icd()
+    with pytest.raises(FileNotFoundError, match=r"'mulan_medical_icd' .*DIR/mulan/medical"):
+        load_dataset("mulan_medical_icd")
+
+
+def test_real_mulan_medical_icd(shared_data):
+    folder = os.path.join(shared_data, "mulan", "medical")
+    if not os.path.isfile(os.path.join(folder, "medical-train.arff")):
+        pytest.skip(f"MULAN medical is not in {shared_data}")
+    data = load_mulan_medical_icd(folder)
+    codes = data.class_names["code"]
+    categories = data.class_names["category"]
+    assert len(codes) == 45 and codes == load_mulan("medical", folder).class_names["labels"]
+    # 30 categories: 786, 593 and 753 hold 6, 4 and 3 codes; 5 hold 2 (596, 599, 788, 789,
+    # V13); 22 hold 1.
+    assert len(categories) == 30 and categories == sorted(categories)
+    assert categories[:3] == ["079", "277", "279"]
+    assert categories[-4:] == ["V13", "V42", "V67", "V72"]
+    # Each category's codes, counted from the names independently of the loader.
+    codes_of = {
+        category: [
+            k for k, name in enumerate(codes) if name.split("-")[2].split("_")[0] == category
+        ]
+        for category in categories
+    }
+    assert sorted(len(members) for members in codes_of.values()) == [1] * 22 + [2] * 5 + [3, 4, 6]
+    for x, labels in ((data.x, data.labels), (data.x_test, data.test_labels)):
+        assert labels["category"].shape == (len(x), 30) and labels["code"].shape == (len(x), 45)
+        any_of_codes = np.stack(
+            [labels["code"][:, codes_of[category]].max(axis=1) for category in categories], 1
+        )
+        np.testing.assert_array_equal(labels["category"], any_of_codes)
+    registered = load_dataset("mulan_medical_icd", data_dir=shared_data)
+    assert registered.name == "mulan_medical_icd" and registered.levels == ["category", "code"]
+    np.testing.assert_array_equal(registered.test_labels["category"], data.test_labels["category"])
