@@ -163,9 +163,9 @@ def parse_grid(grid, methods):
                         f"`grid[{method!r}][{name!r}]` should hold {kind} numbers. "
                         f"Received: {value!r}"
                     )
-                if name == "encoder_width" and value != int(value):
+                if name == "encoder_width" and (value != int(value) or value < 2):
                     raise ValueError(
-                        f"`grid[{method!r}][{name!r}]` should hold whole numbers. "
+                        f"`grid[{method!r}][{name!r}]` should hold whole numbers >= 2. "
                         f"Received: {value!r}"
                     )
                 numbers.append(int(value) if name == "encoder_width" else float(value))
@@ -242,7 +242,7 @@ def check_epochs(epochs, fractions):
     if isinstance(epochs, dict):
         by_fraction = {float(k): v for k, v in epochs.items()}
         missing = [f for f in fractions if f not in by_fraction]
-        if missing:
+        if missing or set(by_fraction) - set(fractions):
             raise ValueError(
                 f"`epochs` should be an int, or a dict with one entry per fraction {fractions}. "
                 f"Received: `epochs`={epochs!r}"

@@ -44,6 +44,7 @@ from keras_mlcl.data import load_dataset
 from keras_mlcl.data import subsample
 from keras_mlcl.data import train_test_split
 from keras_mlcl.evaluation import probe_scores
+from keras_mlcl.experiments.encoders import DEFAULT_ENCODER_WIDTH
 from keras_mlcl.experiments.encoders import Preprocessing
 from keras_mlcl.experiments.encoders import input_kind
 from keras_mlcl.experiments.run_folder import run_folder
@@ -207,6 +208,16 @@ def run_quality_bench(
     epochs = check_epochs(epochs, fractions)
     grid, candidates = parse_grid(grid, methods)
     text_features = check_choice("text_features", text_features, TEXT_FEATURES)
+    kind = input_kind(dataset.x)
+    widths = {c["encoder_width"] for m in methods for c in candidates[m] if "encoder_width" in c}
+    if (kind == "image" or text_features == "encoder" and kind == "text") and widths - {
+        DEFAULT_ENCODER_WIDTH
+    }:
+        raise ValueError(
+            "`grid`'s `encoder_width` applies to the MLP of feature vectors (and of texts as "
+            f"TF-IDF vectors); {dataset.name!r} gets the {kind} encoder. Received widths "
+            f"{sorted(widths)}"
+        )
     if not 0 < validation_fraction < 1:
         raise ValueError(
             "`validation_fraction` should be in (0, 1). "
@@ -310,9 +321,10 @@ def run_quality_bench(
             "first seed's training subsample; score = mean over levels of the validation "
             "linear-probe figure (accuracy, or mAP for a multi-hot level); the test split is "
             "not used",
-            "thresholds": "multi-hot levels: each run holds out a stratified "
-            f"{validation_fraction:g} of its training rows, on which each label's decision "
-            "threshold (probe and classifier) is chosen to maximise its F1"
+            "thresholds": f"multi-hot levels: each run holds out {validation_fraction:g} of its "
+            "training rows (at random when every level is multi-hot; the training samples "
+            "below are counted before), on which each label's decision threshold (probe and "
+            "classifier) is chosen to maximise its F1"
             if any(dataset.is_multi_hot(level) for level in dataset.levels)
             else "none (no multi-hot level)",
             "inputs": inputs,

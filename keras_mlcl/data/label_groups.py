@@ -51,12 +51,22 @@ def _groups_from_ids(group_ids):
 
 
 def _coarse_groups(positives, coarse_positives):
-    """Each fine column joins the coarse column it co-occurs with most (ties: lowest)."""
-    both = positives.astype("int64").T @ coarse_positives.astype("int64")  # (K, C)
-    best = np.argmax(both, axis=1)  # the first maximum: ties go to the lowest coarse column
+    """Each fine column joins the coarse column that explains it (see `label_groups`)."""
+    fine = positives.astype("int64")
+    coarse = coarse_positives.astype("int64")
+    both = fine.T @ coarse  # (K, C): rows holding fine column k and coarse column c
+    counts = fine.sum(axis=0)
+    contained = (both == counts[:, None]) & (counts[:, None] > 0)  # rows(k) within rows(c)
+    # Per row and coarse column, how many fine columns contained in it the row holds; where that
+    # is 1 and the row holds fine column k, k alone explains the coarse label there.
+    holders = fine @ contained.astype("int64")
+    alone = fine.T @ ((holders == 1) & (coarse == 1)).astype("int64")
+    score = np.where(contained, alone * (len(fine) + 1) + both, -1)
+    best = np.argmax(score, axis=1)  # the first maximum: ties go to the lowest coarse column
+    fallback = ~contained.any(axis=1)
+    best[fallback] = np.argmax(both[fallback], axis=1)
     # Columns that share no positive row with any coarse column get one extra group together.
-    uncovered = both.max(axis=1) == 0
-    best[uncovered] = coarse_positives.shape[1]
+    best[both.max(axis=1) == 0] = coarse.shape[1]
     return _groups_from_ids(best)
 
 
@@ -76,15 +86,23 @@ def _clustered_groups(positives, num_groups):
 def label_groups(labels, coarse=None, num_groups=None):
     """Groups the label columns of a multi-label task, for one contrastive head per group.
 
-    With `coarse`, each fine column `k` joins the coarse column `c` that maximises
+    With `coarse` (a coarser level, each coarse label holding when one of its fine labels
+    does), each fine column `k` joins its parent, found from the rows alone. With
 
     ```
     count(k, c) = #{rows n : labels[n, k] = 1 and coarse[n, c] = 1}
+    alone(k, c) = #{rows n : labels[n, k] = 1, coarse[n, c] = 1, and k is the only
+                   column contained in c that row n holds}
     ```
 
-    (ties: the lowest `c`), and each non-empty coarse column gives one group. The fine columns
-    with `count(k, c) = 0` for every `c` (in particular the columns with no positive row) form
-    one extra group together.
+    the candidates are the coarse columns that contain `k` (`coarse` holds wherever `k` does),
+    and `k` joins the candidate with the largest `alone(k, c)`, then the largest
+    `count(k, c)`, then the lowest `c`. `alone` tells the true parent from a coarse label that
+    merely co-occurs: a code always seen next to another category's code is contained in that
+    category too, but never explains it alone. A column with no candidate joins the coarse
+    column maximising `count(k, c)`; the columns with `count(k, c) = 0` for every `c` (in
+    particular those with no positive row) form one extra group together. Each non-empty
+    coarse column gives one group.
 
     Without `coarse`, the columns are clustered into `num_groups` groups by agglomerative
     clustering with average linkage on the distance

@@ -97,7 +97,6 @@ def linear_probe(
     1.0
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.multiclass import OneVsRestClassifier
     from sklearn.preprocessing import StandardScaler
 
     C = check_positive_float("C", C)
@@ -105,13 +104,12 @@ def linear_probe(
     train_x, train_y, test_x, test_y, multi_hot = check_train_test(
         train_embeddings, train_labels, test_embeddings, test_labels
     )
+    if multi_hot:
+        (probabilities,) = one_vs_rest_probabilities(train_x, train_y, [test_x], C, max_iter)
+        return macro_f1(test_y, (probabilities >= 0.5).astype("int64"))
     scaler = StandardScaler().fit(train_x)
     train_x, test_x = scaler.transform(train_x), scaler.transform(test_x)
     classifier = LogisticRegression(C=C, max_iter=max_iter, random_state=RANDOM_STATE)
-    if multi_hot:
-        predictions = OneVsRestClassifier(classifier).fit(train_x, train_y).predict(test_x)
-        # A single label (K = 1) comes back as (M,).
-        return macro_f1(test_y, np.asarray(predictions).reshape(test_y.shape))
     classes = np.unique(train_y)
     if classes.size == 1:
         predictions = np.full(test_y.shape, classes[0])

@@ -15,8 +15,9 @@
 | `<method>+ce` | as the method | plus `ce_weight` x cross-entropy on the finest level |
 
 The heads of `mlcl-labels` and `mlcl-groups` share one temperature; each head's weight is
-`share ** weight_power`, scaled to a mean of 1 over the heads, where `share` is the share of
-training rows holding a label of the head (`weight_power=0`: every head weighs 1).
+`share ** weight_power`, scaled to a mean of 1 over the heads with a positive, where `share` is
+the share of training rows holding a label of the head (`weight_power=0`: every head weighs 1).
+A head whose labels no training row holds weighs 0: it has no positive pair to learn from.
 """
 
 import numpy as np
@@ -80,16 +81,19 @@ def method_label_groups(method, dataset, level):
 
 
 def head_weights(labels, groups, weight_power):
-    """`{head: weight}`: `share ** weight_power` scaled to a mean of 1 (see the module doc)."""
+    """`{head: weight}`: `share ** weight_power`, scaled to a mean of 1 over the heads with a
+    positive; 0 for a head without one (see the module doc)."""
     labels = np.asarray(labels)
     labels = labels[np.all(labels >= 0, axis=1)]
     shares = {
         name: float(np.mean(np.any(labels[:, columns] > 0, axis=1))) if len(labels) else 0.0
         for name, columns in groups.items()
     }
-    raw = {name: share**weight_power if share > 0 else 0.0 for name, share in shares.items()}
+    raw = {name: share**weight_power for name, share in shares.items() if share > 0}
+    if not raw:
+        return {name: 1.0 for name in groups}
     mean = float(np.mean(list(raw.values())))
-    return {name: value / mean if mean > 0 else 1.0 for name, value in raw.items()}
+    return {name: raw[name] / mean if name in raw else 0.0 for name in groups}
 
 
 def check_method_for_dataset(name, dataset):

@@ -95,9 +95,10 @@ def probe_split(dataset, fraction=1.0, seed=0):
 def threshold_split(dataset, validation_fraction, seed):
     """`(training rows, validation rows or None)`: the rows that choose multi-hot thresholds.
 
-    When `validation_fraction` is given and a level of `dataset` is multi-hot, a stratified
+    When `validation_fraction` is given and a level of `dataset` is multi-hot, a
     `validation_fraction` of the training rows is held out (`keras_mlcl.data.validation_split`
-    with `seed`): the model and the probe never see them; they choose each label's decision
+    with `seed`: stratified by the finest class-id level, at random when every level is
+    multi-hot): the model and the probe never see them; they choose each label's decision
     threshold. Otherwise every training row is kept and thresholds stay at 0.5.
     """
     multi_hot = any(dataset.is_multi_hot(level) for level in dataset.levels)

@@ -310,3 +310,16 @@ def test_tfidf_features_are_fitted_on_training_texts_only():
     # Words never seen in training have no TF-IDF column, so their text maps to zero.
     np.testing.assert_array_equal(features.x_test[1], np.zeros(3))
     assert np.abs(features.x_test[0]).sum() > 0
+
+
+def test_encoder_width_and_epochs_are_checked_before_training(tmp_path):
+    data = write_npz(os.path.join(tmp_path, "toy.npz"), n=40, n_test=8)
+    with pytest.raises(ValueError, match="should hold whole numbers >= 2"):
+        run_quality_bench(data, ["ce"], grid={"ce": {"encoder_width": [1]}}, seeds=1, epochs=1)
+    with pytest.raises(ValueError, match="one entry per fraction"):
+        run_quality_bench(data, ["ce"], fractions=[1.0], seeds=1, epochs={1.0: 1, 0.5: 2})
+    images = LabeledDataset(
+        x=np.zeros((20, 8, 8), "float32"), labels={"label": np.arange(20) % 2}, name="images"
+    )
+    with pytest.raises(ValueError, match="gets the image encoder"):
+        run_quality_bench(images, ["ce"], grid={"ce": {"encoder_width": [64]}}, seeds=1, epochs=1)

@@ -98,10 +98,12 @@ def test_bench_epochs_per_fraction_is_checked_at_parse_time(args, message):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_weight_power_applies_to_the_label_head_methods_only(tmp_path):
+def test_weight_power_applies_to_the_label_head_methods_only(tmp_path, capsys):
     data = write_unseen_npz(os.path.join(tmp_path, "toy.npz"))
     code = main(["train", "--data", data, "--method", "supcon", "--weight-power", "0.5"])
     assert code == 2
+    message = "`--weight-power` does not apply to method 'supcon' (it applies to mlcl-labels"
+    assert message in capsys.readouterr().err
 
 
 def test_loss_is_a_hidden_alias_of_method():

@@ -121,3 +121,32 @@ def test_mulan_training_labels_every_column_once(name):
     assert all(group == sorted(group) and group for group in groups)
     assert [group[0] for group in groups] == sorted(group[0] for group in groups)
     assert label_groups(labels) == groups  # deterministic
+
+
+def test_coarse_parent_is_found_when_a_code_always_co_occurs_with_another_category():
+    # Fine 0 and 1 under coarse 1, fine 2 under coarse 0; fine 1 only ever appears with fine 2,
+    # so coarse 0 contains it too, and co-occurs with it as often as its parent does (a count
+    # alone would tie and pick coarse 0).
+    fine = np.array([[1, 0, 0], [1, 1, 1], [0, 1, 1], [0, 0, 1], [1, 0, 0]])
+    coarse = np.array([[0, 1], [1, 1], [1, 1], [1, 0], [0, 1]])
+    assert label_groups(fine, coarse=coarse) == [[0, 1], [2]]
+
+
+def test_icd_codes_join_their_own_category_on_real_medical_rows():
+    from keras_mlcl.data.mulan import icd9_category
+    from keras_mlcl.data.mulan import load_mulan_medical_icd
+
+    folder = os.path.join(MULAN_ROOT, "medical")
+    if not os.path.isdir(folder):
+        pytest.skip(f"{folder} is absent")
+    data = load_mulan_medical_icd(folder)
+    codes, categories = data.labels["code"], data.labels["category"]
+    names = data.class_names["code"]
+    used = codes.sum(axis=0) > 0
+    expected = {}
+    for k, name in enumerate(names):
+        if used[k]:
+            expected.setdefault(icd9_category(name), []).append(k)
+    unused = [k for k in range(len(names)) if not used[k]]
+    groups = label_groups(codes, coarse=categories)
+    assert sorted(groups) == sorted([*expected.values(), unused])

@@ -52,12 +52,13 @@ def test_mlcl_groups_follow_the_coarser_multi_hot_level_else_co_occurrence():
 def test_head_weights_are_shares_to_a_power_with_mean_one():
     labels = np.array([[1, 0, 0], [1, 1, 0], [1, 0, 0], [0, 0, 0], [-1, -1, -1]])
     groups = {"a": [0], "b": [1], "c": [2]}
-    # Labelled rows: 4; shares a = 3/4, b = 1/4, c = 0 (a head without positives weighs 0).
-    assert head_weights(labels, groups, 0.0) == pytest.approx({"a": 1.5, "b": 1.5, "c": 0.0})
-    raw = np.array([0.75**0.5, 0.25**0.5, 0.0])
-    expected = raw / raw.mean()
+    # Labelled rows: 4; shares a = 3/4, b = 1/4, c = 0 (a head without positives weighs 0; the
+    # mean of 1 is over the heads with a positive).
+    assert head_weights(labels, groups, 0.0) == pytest.approx({"a": 1.0, "b": 1.0, "c": 0.0})
+    raw = np.array([0.75**0.5, 0.25**0.5])
+    expected = [*(raw / raw.mean()), 0.0]
     weights = head_weights(labels, groups, 0.5)
-    assert [weights[k] for k in "abc"] == pytest.approx(expected.tolist())
+    assert [weights[k] for k in "abc"] == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("method", ["mlcl-labels", "mlcl-groups"])
