@@ -45,22 +45,12 @@ def results_table(results, meta):
         column: max(cells[column]["mean"] for _, cells in rows if cells[column] is not None)
         for column in columns
     }
-    header = [f"{level} @ {fraction}" for fraction, level in columns]
-    lines = [
-        "| method | " + " | ".join(header) + " |",
-        "|---|" + "---|" * len(columns),
-    ]
-    for name, entries in rows:
-        cells = []
-        for column in columns:
-            entry = entries[column]
-            if entry is None:
-                cells.append("–")
-                continue
-            cell = f"{entry['mean']:.3f} ± {entry['std']:.3f}"
-            cells.append(f"**{cell}**" if entry["mean"] == best[column] else cell)
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+
+    def cell(column, entry):
+        text = f"{entry['mean']:.3f} ± {entry['std']:.3f}"
+        return f"**{text}**" if entry["mean"] == best[column] else text
+
+    return markdown_table("method", columns, rows, cell)
 
 
 def multilabel_table(results, meta):
@@ -74,22 +64,24 @@ def multilabel_table(results, meta):
         return ""
     fractions = list(next(iter(results.values())))
     columns = [(fraction, level) for fraction in fractions for level in levels]
+
+    def cell(column, entry):
+        figures = entry["metrics"]
+        return " / ".join(f"{figures[k]['mean']:.3f}" for k in ("macro_f1", "micro_f1", "map"))
+
+    return markdown_table("method (macro-F1 / micro-F1 / mAP)", columns, table_rows(results), cell)
+
+
+def markdown_table(first_header, columns, rows, cell):
+    """A Markdown table: a `<level> @ <fraction>` column per `(fraction, level)` of `columns`,
+    a line per `(name, {column: entry or None})` of `rows`, `cell(column, entry)` in each cell
+    and `–` where the entry is `None`."""
     header = [f"{level} @ {fraction}" for fraction, level in columns]
-    lines = [
-        "| method (macro-F1 / micro-F1 / mAP) | " + " | ".join(header) + " |",
-        "|---|" + "---|" * len(columns),
-    ]
-    for name, entries in table_rows(results):
-        cells = []
-        for column in columns:
-            entry = entries[column]
-            if entry is None:
-                cells.append("–")
-                continue
-            figures = entry["metrics"]
-            cells.append(
-                " / ".join(f"{figures[k]['mean']:.3f}" for k in ("macro_f1", "micro_f1", "map"))
-            )
+    lines = [f"| {first_header} | " + " | ".join(header) + " |", "|---|" + "---|" * len(columns)]
+    for name, entries in rows:
+        cells = [
+            "–" if entries[column] is None else cell(column, entries[column]) for column in columns
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

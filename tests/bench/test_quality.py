@@ -53,6 +53,15 @@ def bench(tmp_path_factory):
     """One bench run (2 methods, 1 seed, 1 epoch) with every `train_and_evaluate` call recorded."""
     folder = tmp_path_factory.mktemp("bench")
     data = write_npz(os.path.join(folder, "toy.npz"))
+    out = os.path.join(folder, "out")
+    results, calls = recorded_bench(
+        data, ["ce", "mlcl"], fractions=[1.0], seeds=1, epochs=1, out=out, grid=GRID
+    )
+    return {"data": data, "out": out, "results": results, "calls": calls}
+
+
+def recorded_bench(*args, **kwargs):
+    """`(results, calls)`: `run_quality_bench` with every `train_and_evaluate` call recorded."""
     calls = []
     real = quality.train_and_evaluate
 
@@ -64,13 +73,9 @@ def bench(tmp_path_factory):
     patch.setattr(quality, "train_and_evaluate", recording)
     patch.setattr(selection, "train_and_evaluate", recording)
     try:
-        out = os.path.join(folder, "out")
-        results = run_quality_bench(
-            data, ["ce", "mlcl"], fractions=[1.0], seeds=1, epochs=1, out=out, grid=GRID
-        )
+        return run_quality_bench(*args, **kwargs), calls
     finally:
         patch.undo()
-    return {"data": data, "out": out, "results": results, "calls": calls}
 
 
 def test_results_json_has_the_documented_shape_and_scores_in_0_1(bench):
@@ -235,30 +240,16 @@ def multi_label_data(n=150, n_test=60, seed=0):
 
 
 def test_multi_label_bench_thresholds_classifier_and_label_heads(tmp_path):
-    calls = []
-    real = quality.train_and_evaluate
-
-    def recording(dataset, **kwargs):
-        calls.append((dataset, kwargs))
-        return real(dataset, **kwargs)
-
-    grid = {"mlcl-labels": {"temperature": [0.1, 0.2]}}
-    patch = pytest.MonkeyPatch()
-    patch.setattr(quality, "train_and_evaluate", recording)
-    patch.setattr(selection, "train_and_evaluate", recording)
-    try:
-        out = os.path.join(tmp_path, "out")
-        results = run_quality_bench(
-            multi_label_data(),
-            ["bce", "mlcl-labels", "mlcl-groups", "mlcl"],
-            fractions=[1.0],
-            seeds=1,
-            epochs=2,
-            out=out,
-            grid=grid,
-        )
-    finally:
-        patch.undo()
+    out = os.path.join(tmp_path, "out")
+    results, calls = recorded_bench(
+        multi_label_data(),
+        ["bce", "mlcl-labels", "mlcl-groups", "mlcl"],
+        fractions=[1.0],
+        seeds=1,
+        epochs=2,
+        out=out,
+        grid={"mlcl-labels": {"temperature": [0.1, 0.2]}},
+    )
     assert list(results) == ["raw", "bce", "mlcl-labels", "mlcl-groups", "mlcl"]
     for method, by_fraction in results.items():
         for level, entry in by_fraction["1.0"].items():
