@@ -19,8 +19,8 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/keras-mlcl train --overwrite
 
-# Lint, type-check the package, then the whole test suite once per backend (tensorflow,
-# jax, torch).
+# Lint, type-check the package, then the test suite once per backend (torch, tensorflow,
+# jax; `BACKENDS=jax make test` for one), backend-independent tests once (tests/conftest.py).
 test: install
 	$(VENV)/bin/ruff check keras_mlcl tests keras_mlcl_launcher.py scripts
 	$(VENV)/bin/mypy keras_mlcl

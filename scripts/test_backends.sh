@@ -1,26 +1,46 @@
 #!/usr/bin/env bash
-# Runs the test suite once per Keras backend and prints each backend's summary.
-# Exits non-zero if any backend fails or collects no test.
+# Runs the test suite once per Keras backend; prints each backend's summary, wall time and
+# slowest tests. Exits non-zero if any backend fails or runs no test.
+#
 # Usage: scripts/test_backends.sh [PYTHON] [pytest args...]
+#   BACKENDS="jax" scripts/test_backends.sh      one backend only (BACKENDS=jax make test)
+#   TEST_REPORTS=DIR scripts/test_backends.sh    also writes DIR/<backend>.xml (JUnit, every
+#                                                test's time)
+#
+# Tests marked `backend_independent` run once, under the first backend of BACKENDS; tests
+# marked `spread_over_backends` run on one backend each, by turns (see tests/conftest.py).
+# Torch comes first by default: its eager steps compile nothing, the cheapest host for them.
 set -u
 python="${1:-.venv/bin/python}"
 shift || true
-backends="${BACKENDS:-tensorflow jax torch}"
+backends="${BACKENDS:-torch tensorflow jax}"
+export KERAS_MLCL_TEST_BACKENDS="$backends"
 status=0
 summary=""
+total_start=$(date +%s)
 for backend in $backends; do
   echo "=== KERAS_BACKEND=$backend ==="
   log=$(mktemp)
-  KERAS_BACKEND="$backend" "$python" -m pytest -q "$@" 2>&1 | tee "$log"
+  start=$(date +%s)
+  report=()
+  if [ -n "${TEST_REPORTS:-}" ]; then
+    mkdir -p "$TEST_REPORTS"
+    report=(--junitxml="$TEST_REPORTS/$backend.xml")
+  fi
+  KERAS_BACKEND="$backend" "$python" -m pytest -q --durations=15 --durations-min=0.5 \
+    "${report[@]}" "$@" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
-  line=$(grep -E '^(=+ )?[0-9]+ (passed|failed|error|skipped|deselected)|no tests ran' "$log" | tail -n 1)
+  seconds=$(( $(date +%s) - start ))
+  line=$(grep -E '^(=+ )?[0-9]+ (passed|failed|error|skipped|deselected)|no tests ran' "$log" \
+    | tail -n 1 | sed -E 's/^=+ //; s/ =+$//')
   rm -f "$log"
   if [ "$rc" -eq 5 ]; then
-    line="collected no tests"
+    line="ran no test"
   fi
-  summary+="$backend: ${line:-no summary} (exit $rc)"$'\n'
+  summary+="$backend: ${line:-no summary}, wall ${seconds} s (exit $rc)"$'\n'
   [ "$rc" -ne 0 ] && status=1
 done
 echo "=== summary ==="
 printf '%s' "$summary"
+echo "all backends: $(( $(date +%s) - total_start )) s"
 exit "$status"

@@ -60,6 +60,19 @@ def supcon(z, w, temperature, normalization="count"):
     return losses, valid
 
 
+def numerical_gradient(fn, x, step=1e-6):
+    """The gradient of the scalar `fn(x)` in float64 by central differences, one coordinate at
+    a time (`x` is small: a few hundred numbers)."""
+    x = np.array(x, dtype=np.float64)
+    grad = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[index] += step
+        down[index] -= step
+        grad[index] = (fn(up) - fn(down)) / (2 * step)
+    return grad
+
+
 def valid_mean(losses, valid, sample_weight=None):
     sw = np.ones_like(losses) if sample_weight is None else np.asarray(sample_weight, float)
     count = valid.sum()

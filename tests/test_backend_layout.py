@@ -9,6 +9,7 @@ import ast
 import os
 
 import keras
+import pytest
 
 from keras_mlcl import backend
 
@@ -71,6 +72,7 @@ def test_the_active_backend_module_is_bound_at_import():
         assert getattr(backend, name) is getattr(backend.active, name), name
 
 
+@pytest.mark.backend_independent  # reads the source files
 def test_every_backend_module_defines_the_whole_interface():
     for library in backend.BACKENDS:
         with open(os.path.join(BACKEND_FOLDER, f"{library}.py"), encoding="utf-8") as f:
@@ -91,6 +93,7 @@ def test_every_backend_module_defines_the_whole_interface():
         assert not list(_backend_tests(tree)), library
 
 
+@pytest.mark.backend_independent  # reads the source files
 def test_no_module_outside_the_backend_folder_imports_or_tests_the_backend():
     found = {}
     for path in _sources():

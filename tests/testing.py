@@ -6,6 +6,26 @@ import keras
 import numpy as np
 
 
+def run_backends():
+    """The backends of this `make test` run, in order (`KERAS_MLCL_TEST_BACKENDS`), or `None`.
+
+    `None` when the variable is unset or does not name the active backend: a plain `pytest`
+    run, where every test runs under the active backend (see `tests/conftest.py`).
+    """
+    backends = os.environ.get("KERAS_MLCL_TEST_BACKENDS", "").split()
+    return backends if keras.backend.backend() in backends else None
+
+
+def runs_on_this_backend(key):
+    """Whether the check numbered `key` (an int) runs here: on backend `key mod n` of the run.
+
+    Spreads a test's examples over the backends of a `make test` run by a fixed rule; in a
+    plain `pytest` run every example runs.
+    """
+    backends = run_backends()
+    return backends is None or backends[key % len(backends)] == keras.backend.backend()
+
+
 def to_numpy(x):
     """Any backend tensor (or nested dict of them) as NumPy."""
     if isinstance(x, dict):

@@ -4,6 +4,7 @@ import os
 import sys
 
 import keras
+import pytest
 
 from keras_mlcl.bench.machine import command_line
 from keras_mlcl.bench.machine import machine_description
@@ -21,11 +22,13 @@ def test_machine_description_names_the_machine_and_the_backend():
     assert ("torch_threads" in info) == (backend == "torch")
 
 
+@pytest.mark.backend_independent
 def test_machine_description_records_thread_settings(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert machine_description()["thread_settings"]["OMP_NUM_THREADS"] == "3"
 
 
+@pytest.mark.backend_independent
 def test_command_line_quotes_arguments_and_names_the_cli(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["/venv/bin/keras-mlcl", "bench", "quality", "a b"])
     assert command_line() == "keras-mlcl bench quality 'a b'"

@@ -18,6 +18,8 @@ from keras_mlcl.data import LabeledDataset
 from keras_mlcl.data import load_npz
 from keras_mlcl.evaluation import linear_probe
 
+pytestmark = pytest.mark.backend_independent
+
 GRID = {"mlcl": {"coarse_weight": [0.5, 1.0]}}
 
 
@@ -255,6 +257,9 @@ def test_multi_label_bench_thresholds_classifier_and_label_heads(tmp_path):
         for level, entry in by_fraction["1.0"].items():
             assert set(entry["metrics"]) == {"macro_f1", "micro_f1", "map"}
             assert entry["mean"] == entry["metrics"]["macro_f1"]["mean"]  # the headline
+            # Separable inputs: well above predicting every label (macro-F1 0.5 on `block`,
+            # 0.39 on `labels`); 0.83 to 0.91 measured.
+            assert entry["mean"] > 0.7, (method, level, entry["mean"])
             assert ("classifier" in entry) == (method == "bce" and level == "labels")
     own = results["bce"]["1.0"]["labels"]["classifier"]
     assert set(own["metrics"]) == {"macro_f1", "micro_f1", "map"}

@@ -1,4 +1,7 @@
-"""The command never touches what it did not write, and refuses bad data before training."""
+"""The command never touches what it did not write, and refuses bad data before training.
+
+Host-side file logic: the module runs once per `make test` (see tests/conftest.py).
+"""
 
 import json
 import os
@@ -8,16 +11,12 @@ import numpy as np
 import pytest
 
 from keras_mlcl.cli.main import main
-from tests.cli.test_cli import run_cli
-from tests.cli.test_cli import write_unseen_npz
+from tests.cli.commands import command
+from tests.cli.commands import one_error_line
+from tests.cli.commands import write_unseen_npz
 from tests.testing import file_tree
 
-
-def one_error_line(stderr):
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("keras-mlcl: error:")
-    return lines[0]
+pytestmark = pytest.mark.backend_independent
 
 
 def train(*args, out, capfd=None):
@@ -28,21 +27,22 @@ def train(*args, out, capfd=None):
     return code, message
 
 
-@pytest.mark.parametrize("command", ["train", "bench"])
-def test_out_holding_user_files_is_refused_untouched(tmp_path, command):
+@pytest.mark.parametrize("name", ["train", "bench"])
+def test_out_holding_user_files_is_refused_untouched(tmp_path, monkeypatch, capfd, name):
     data = os.path.join(tmp_path, "mine.npz")
     write_unseen_npz(data, n=60)
     project = os.path.join(tmp_path, "myproject")
     os.makedirs(os.path.join(project, "data"))
-    for name in ("notes.txt", os.path.join("data", "raw.csv")):
-        with open(os.path.join(project, name), "w") as f:
+    for file_name in ("notes.txt", os.path.join("data", "raw.csv")):
+        with open(os.path.join(project, file_name), "w") as f:
             f.write("the user's own words")
     before = file_tree(tmp_path)
-    args = ["train", "--epochs", "1"] if command == "train" else ["bench", "quality"]
+    args = ["train", "--epochs", "1"] if name == "train" else ["bench", "quality"]
+    monkeypatch.chdir(tmp_path)
     for extra in ([], ["--overwrite"]):
-        result = run_cli(*args, "--data", data, "--out", "myproject", *extra, cwd=tmp_path)
-        assert result.returncode == 2
-        assert "'myproject'" in one_error_line(result.stderr)
+        code, _, err = command(capfd, *args, "--data", data, "--out", "myproject", *extra)
+        assert code == 2
+        assert "'myproject'" in one_error_line(err)
     assert file_tree(tmp_path) == before
 
 
@@ -221,6 +221,7 @@ def odd_data(path, kind):
         np.savez(path, x=x, y=np.where(fine == 0, 10**9, fine))
 
 
+@pytest.mark.spread_over_backends  # the training of odd data: one kind on each backend
 @pytest.mark.parametrize(
     "kind", ["constant", "test_of_one_row", "test_of_two_rows", "one_class", "huge_ids"]
 )

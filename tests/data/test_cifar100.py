@@ -7,6 +7,8 @@ import pytest
 from keras_mlcl.data import load_cifar100
 from keras_mlcl.data import load_dataset
 
+pytestmark = pytest.mark.backend_independent
+
 
 def write_cifar_pickles(folder, n_train=6, n_test=4, meta=True):
     """A tiny CIFAR-100 python layout; pixel values encode (sample, channel, row, column)."""

@@ -7,6 +7,8 @@ import pytest
 from keras_mlcl.data import load_clinc150
 from keras_mlcl.data import load_dataset
 
+pytestmark = pytest.mark.backend_independent
+
 
 @pytest.fixture
 def clinc150(shared_data):

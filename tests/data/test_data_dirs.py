@@ -6,6 +6,8 @@ from keras_mlcl.cli.main import main
 from keras_mlcl.data.data_dirs import data_root
 from keras_mlcl.data.data_dirs import dataset_folder
 
+pytestmark = pytest.mark.backend_independent
+
 
 def test_data_dir_argument_comes_before_the_variable(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_MLCL_DATA", str(tmp_path / "from_env"))

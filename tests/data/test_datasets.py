@@ -13,6 +13,8 @@ from keras_mlcl.data import subsample
 from keras_mlcl.data import train_test_split
 from keras_mlcl.data import validation_split
 
+pytestmark = pytest.mark.backend_independent
+
 
 def hierarchical(sizes=(100, 50, 30, 20), seed=0):
     """A dataset whose fine class c has sizes[c] samples, coarse = c // 2, x[i] = i."""
@@ -133,6 +135,7 @@ def test_npz_without_test_split(tmp_path):
     path = write(tmp_path / "d.npz", x=np.zeros((3, 1)), y_fine=[0, 1, 2])
     data = load_npz(path)
     assert data.x_test is None and data.test_labels is None and not data.has_test
+    np.testing.assert_array_equal(data.labels["fine"], [0, 1, 2])
 
 
 @pytest.mark.parametrize(

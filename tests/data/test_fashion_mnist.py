@@ -14,6 +14,8 @@ from keras_mlcl.data.fashion_mnist import DEBIAN_DIR
 from keras_mlcl.data.fashion_mnist import FINE_CLASS_NAMES
 from keras_mlcl.data.fashion_mnist import read_idx
 
+pytestmark = pytest.mark.backend_independent
+
 REPO_ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
 
@@ -68,6 +70,9 @@ def test_bundled_file_size_and_licence():
 def test_load_dataset_default_is_the_bundled_subset():
     data = load_dataset("fashion_mnist")
     assert data.x.shape == (6000, 28, 28) and data.levels == ["coarse", "fine"]
+    bundled = load_fashion_mnist()
+    np.testing.assert_array_equal(data.x, bundled.x)
+    np.testing.assert_array_equal(data.labels["fine"], bundled.labels["fine"])
 
 
 def write_idx(path, array):

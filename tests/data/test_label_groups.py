@@ -6,6 +6,8 @@ import pytest
 from keras_mlcl.data import label_groups
 from keras_mlcl.data import load_mulan
 
+pytestmark = pytest.mark.backend_independent
+
 MULAN_ROOT = "/work/shared/data/mulan"
 
 

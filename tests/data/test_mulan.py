@@ -10,6 +10,8 @@ from keras_mlcl.data import load_mulan_medical_icd
 from keras_mlcl.data import parse_arff
 from keras_mlcl.data.mulan import icd9_category
 
+pytestmark = pytest.mark.backend_independent
+
 
 def test_parse_dense_arff():
     text = """% a comment

@@ -74,6 +74,7 @@ def _free_ports(count):
     keras.backend.backend() != "tensorflow", reason="MultiWorkerMirroredStrategy is TensorFlow's"
 )
 def test_gather_of_a_raw_dataset_batch_across_two_workers(tmp_path):
+    """Two TensorFlow worker processes on localhost (the point: a real multi-worker gather)."""
     script = tmp_path / "worker.py"
     script.write_text(WORKER, encoding="utf-8")
     cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}

@@ -61,6 +61,8 @@ def text_dataset():
 
 
 def test_text_run_saved_model_serves_raw_strings(tmp_path):
+    """Trains, exports (a TensorFlow child process off TensorFlow) and serves in a fresh
+    TensorFlow process: the point is a SavedModel that needs nothing of this process."""
     out = os.path.join(tmp_path, "run")
     results = train_and_evaluate(
         text_dataset(), method="mlcl", epochs=1, batch_size=12, out=out, plots=False, verbose=0

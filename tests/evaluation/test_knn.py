@@ -7,6 +7,8 @@ from keras_mlcl.evaluation import knn_accuracy_per_level
 from tests.evaluation.synthetic import clusters
 from tests.evaluation.synthetic import split
 
+pytestmark = pytest.mark.backend_independent
+
 
 def numpy_knn_predict(train_x, train_y, test_x, k):
     """Brute-force cosine kNN, majority vote, ties to the smallest class id."""

@@ -14,6 +14,8 @@ from keras_mlcl.evaluation import probe_scores
 from tests.evaluation.synthetic import clusters
 from tests.evaluation.synthetic import split
 
+pytestmark = pytest.mark.backend_independent
+
 
 def test_separated_clusters_are_perfect():
     train_x, train_y, test_x, test_y = split(*clusters(seed=0))

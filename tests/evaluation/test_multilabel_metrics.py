@@ -10,6 +10,8 @@ from keras_mlcl.evaluation import f1_thresholds
 from keras_mlcl.evaluation import multilabel_metrics
 from keras_mlcl.evaluation import threshold_scores
 
+pytestmark = pytest.mark.backend_independent
+
 # Four rows, four labels; label 3 has no positive anywhere.
 Y_TRUE = np.array([[1, 0, 1, 0], [0, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]])
 Y_SCORE = np.array(

@@ -1,4 +1,5 @@
 import os
+import struct
 
 import numpy as np
 import pytest
@@ -6,14 +7,19 @@ import pytest
 from keras_mlcl.evaluation import plot_embeddings
 from tests.evaluation.synthetic import clusters
 
+pytestmark = pytest.mark.backend_independent
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def read_png(path):
+def read_png(path, panels=None):
+    """The PNG's bytes; with `panels`, checks its size: 550 x 500 pixels per panel (level)."""
     with open(path, "rb") as file:
         data = file.read()
     assert data[:8] == PNG_SIGNATURE
     assert len(data) > 5000
+    if panels is not None:
+        assert struct.unpack(">II", data[16:24]) == (550 * panels, 500)  # IHDR width, height
     return data
 
 
@@ -32,14 +38,14 @@ def test_tsne_writes_one_png_with_a_panel_per_level(tmp_path):
         class_names={"coarse": ["a", "b", "c"], "fine": {0: "zero"}},
     )
     assert written == path
-    read_png(path)
+    read_png(path, panels=3)
 
 
 def test_pca_single_level_in_a_new_folder(tmp_path):
     x, labels = clusters(seed=1)
     path = str(tmp_path / "new" / "folder" / "pca.png")
     assert plot_embeddings(x, labels["fine"], path, method="pca") == path
-    read_png(path)
+    read_png(path, panels=1)
 
 
 def test_subsampling_is_deterministic(tmp_path):
@@ -47,14 +53,15 @@ def test_subsampling_is_deterministic(tmp_path):
     paths = [str(tmp_path / f"{name}.png") for name in ("a", "b")]
     for path in paths:
         plot_embeddings(x, labels, path, method="pca", max_points=50, seed=3)
-    assert read_png(paths[0]) == read_png(paths[1])
+    assert read_png(paths[0], panels=2) == read_png(paths[1])
 
 
 def test_many_classes_without_legend(tmp_path):
+    """30 classes leave out the legend; the check is that the one panel is still drawn."""
     rng = np.random.default_rng(0)
     path = str(tmp_path / "many.png")
     plot_embeddings(rng.normal(size=(120, 4)), np.arange(120) % 30, path, method="pca")
-    read_png(path)
+    read_png(path, panels=1)
 
 
 def test_unwritable_folder_raises(tmp_path):

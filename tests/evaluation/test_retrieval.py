@@ -5,6 +5,8 @@ from keras_mlcl.evaluation import retrieval
 from keras_mlcl.evaluation import retrieval_metrics
 from keras_mlcl.evaluation import retrieval_metrics_per_level
 
+pytestmark = pytest.mark.backend_independent
+
 
 def brute_force(queries, query_labels, references=None, reference_labels=None, ks=(1, 5)):
     """Recall@k and mAP@R with Python loops, one query at a time."""

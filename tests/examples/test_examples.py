@@ -1,9 +1,15 @@
-"""Each example runs end to end at its `--smoke` size."""
+"""Each example runs end to end at its `--smoke` size.
+
+The examples are scripts above the library: in a `make test` run each runs on one backend, by
+turns (see tests/conftest.py); the library they call is tested on every backend.
+"""
 
 import importlib.util
 import os
 
 import pytest
+
+pytestmark = pytest.mark.spread_over_backends
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
@@ -18,6 +24,8 @@ def load(name):
 
 
 def test_cifar100_hierarchical_smoke(monkeypatch, tmp_path):
+    """tfds mock images carry random labels: nothing to learn, so the run end to end (tfds,
+    image views, the ResNet encoder, the probe) and the scores' range are the check."""
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
     probe = load("cifar100_hierarchical").main(["--smoke"])
     assert set(probe) == {"coarse", "fine"}
@@ -25,6 +33,7 @@ def test_cifar100_hierarchical_smoke(monkeypatch, tmp_path):
 
 
 def test_clinc150_text_smoke_offline(no_data_dir, monkeypatch, tmp_path):
+    """The text example end to end (tokenizer, transformer encoder, probe) on shipped files."""
     # As in a fresh clone: no data folder, run from elsewhere; the shipped smoke files are used.
     monkeypatch.chdir(tmp_path)
     probe = load("clinc150_text").main(["--smoke"])
@@ -34,25 +43,31 @@ def test_clinc150_text_smoke_offline(no_data_dir, monkeypatch, tmp_path):
     assert not os.listdir(tmp_path)
 
 
+def test_multilabel_mulan_smoke_offline(no_data_dir, monkeypatch, tmp_path):
+    """Four methods trained and probed end to end on the shipped synthetic MULAN files."""
+    monkeypatch.chdir(tmp_path)
+    scores = load("multilabel_mulan").main(["--smoke"])
+    assert set(scores) == {"simdis", "supcon-any", "jaccard", "bce"}
+    # Each synthetic label raises its own feature: every method beats predicting every label
+    # (macro-F1 0.545 on these test rows; 0.67 to 0.75 measured after the smoke epoch).
+    assert all(0.6 < value <= 1.0 for value in scores.values()), scores
+    assert not os.listdir(tmp_path)
+
+
 def test_clinc150_text_smoke_real(shared_data):
+    """The text example end to end on the real CLINC150 files, one epoch."""
     if not os.path.isdir(os.path.join(shared_data, "clinc150")):
         pytest.skip(f"CLINC150 is not in {shared_data}")
     probe = load("clinc150_text").main(["--smoke", "--data-dir", shared_data])
     assert set(probe) == {"domain", "intent"}
-    assert probe["domain"] > 0.1  # 10 domains: above chance after one epoch and a probe
-
-
-def test_multilabel_mulan_smoke_offline(no_data_dir, monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    scores = load("multilabel_mulan").main(["--smoke"])
-    assert set(scores) == {"simdis", "supcon-any", "jaccard", "bce"}
-    assert all(0.0 <= value <= 1.0 for value in scores.values())
-    assert not os.listdir(tmp_path)
+    assert probe["domain"] > 0.25  # 10 domains (chance 0.1); 0.40 measured after one epoch
 
 
 def test_multilabel_mulan_smoke_real(shared_data):
+    """Four methods trained and probed end to end on the real MULAN emotions, one epoch."""
     if not os.path.isdir(os.path.join(shared_data, "mulan", "emotions")):
         pytest.skip(f"MULAN emotions is not in {shared_data}")
     scores = load("multilabel_mulan").main(["--smoke", "--data-dir", shared_data])
     assert set(scores) == {"simdis", "supcon-any", "jaccard", "bce"}
-    assert all(0.0 <= value <= 1.0 for value in scores.values())
+    # Predicting every label gives macro-F1 0.49 on emotions' test rows; 0.63 to 0.65 measured.
+    assert all(0.55 < value <= 1.0 for value in scores.values()), scores

@@ -12,6 +12,8 @@ from keras_mlcl.experiments.run_folder import foreign_files
 from keras_mlcl.experiments.run_folder import run_folder
 from tests.testing import file_tree
 
+pytestmark = pytest.mark.backend_independent
+
 
 def write(path, text="x"):
     os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -60,17 +60,27 @@ def test_multi_label_and_hierarchical_losses_in_low_precision(dtype):
     multi_hot = (rng.random((32, 5)) < 0.3).astype("int32")
     levels = np.stack([rng.integers(0, 2, 32), rng.integers(0, 6, 32)], axis=1)
     mlcl = MultiLevelSupCon.hierarchical(["coarse", "fine"], temperatures=[0.5, 0.01])
-    cases = [
-        lambda t: SimDisLoss(temperature=0.01)(multi_hot, keras.ops.cast(t, dtype)),
-        lambda t: HiMulCon(temperature=0.01)(levels, keras.ops.cast(t, dtype)),
-        lambda t: mlcl(
-            {"coarse": levels[:, 0], "fine": levels[:, 1]},
-            {"coarse": keras.ops.cast(t, dtype), "fine": keras.ops.cast(t, dtype)},
-        ),
-    ]
-    for fn in cases:
+
+    def cases(dtype):
+        return [
+            lambda t: SimDisLoss(temperature=0.01)(multi_hot, keras.ops.cast(t, dtype)),
+            lambda t: HiMulCon(temperature=0.01)(levels, keras.ops.cast(t, dtype)),
+            lambda t: mlcl(
+                {"coarse": levels[:, 0], "fine": levels[:, 1]},
+                {"coarse": keras.ops.cast(t, dtype), "fine": keras.ops.cast(t, dtype)},
+            ),
+        ]
+
+    # The float32 value and gradient of the same inputs, within the precision's rounding
+    # (float16 keeps 11 significant bits, bfloat16 8).
+    value_rtol, grad_rtol = {"float16": (1e-3, 2e-3), "bfloat16": (1e-2, 2e-2)}[dtype]
+    for fn, exact in zip(cases(dtype), cases("float32"), strict=True):
         value, grad = value_and_grad(fn, z)
+        expected, expected_grad = value_and_grad(exact, z)
         assert np.isfinite(value) and np.isfinite(grad).all()
+        np.testing.assert_allclose(value, expected, rtol=value_rtol)
+        scale = np.abs(expected_grad).max()
+        np.testing.assert_allclose(grad, expected_grad, atol=grad_rtol * scale)
 
 
 def test_empty_label_rows_and_unlabelled_ids():

@@ -153,5 +153,7 @@ def test_encoder_is_reusable():
     model = problems.model()
     assert isinstance(model.encoder, keras.Model)
     reuse = keras.Sequential([model.encoder, keras.layers.Dense(3)])
-    assert tuple(reuse(np.zeros((2, 16), "float32")).shape) == (2, 3)
+    x = problems.clustered(n=4)[0]
+    assert tuple(reuse(x).shape) == (4, 3)
+    assert_allclose(reuse.layers[0](x), model.embed(x), atol=1e-6)  # the same weights
     assert isinstance(model, ContrastiveModel)

@@ -83,33 +83,38 @@ def test_resume_with_random_augment_matches_an_uninterrupted_run(tmp_path, kind)
         np.testing.assert_array_equal(got, expected)
 
 
-def test_seed_states_round_trip_through_keras_and_weights_files(tmp_path):
+@pytest.fixture(scope="module")
+def trained():
+    """A model with seeded random views after one epoch, shared by the tests that read it."""
     x, y = problems.clustered(1, n=64)
     model = compiled_model("feature_views")
     model.fit(x, y, **{**FIT, "epochs": 1})
-    trained = seed_states(model)
-    assert len(trained) == 2
+    return model, x
+
+
+def test_seed_states_round_trip_through_keras_and_weights_files(tmp_path, trained):
+    model, x = trained
+    states = seed_states(model)
+    assert len(states) == 2
     initial = seed_states(compiled_model("feature_views"))
-    assert any((a != b).any() for a, b in zip(trained, initial, strict=True))
+    assert any((a != b).any() for a, b in zip(states, initial, strict=True))
 
     path = os.path.join(tmp_path, "model.keras")
     model.save(path)
-    for got, expected in zip(seed_states(keras.saving.load_model(path)), trained, strict=True):
+    for got, expected in zip(seed_states(keras.saving.load_model(path)), states, strict=True):
         np.testing.assert_array_equal(got, expected)
 
     weights = os.path.join(tmp_path, "model.weights.h5")
     model.save_weights(weights)
     fresh = built(compiled_model("feature_views", seed=4), x)
     fresh.load_weights(weights)
-    for got, expected in zip(seed_states(fresh), trained, strict=True):
+    for got, expected in zip(seed_states(fresh), states, strict=True):
         np.testing.assert_array_equal(got, expected)
     assert max_difference(fresh, model) == 0.0
 
 
-def test_files_without_seed_states_still_load(tmp_path, monkeypatch):
-    x, y = problems.clustered(1, n=64)
-    model = compiled_model("feature_views")
-    model.fit(x, y, **{**FIT, "epochs": 1})
+def test_files_without_seed_states_still_load(tmp_path, monkeypatch, trained):
+    model, x = trained
     weights = os.path.join(tmp_path, "old.weights.h5")
     archive = os.path.join(tmp_path, "old.keras")
     with monkeypatch.context() as patch:  # files as written before seed states were saved
@@ -127,10 +132,8 @@ def test_files_without_seed_states_still_load(tmp_path, monkeypatch):
     assert max_difference(loaded, model) == 0.0
 
 
-def test_weights_load_into_a_model_with_other_random_layers(tmp_path):
-    x, y = problems.clustered(1, n=64)
-    model = compiled_model("feature_views")
-    model.fit(x, y, **{**FIT, "epochs": 1})
+def test_weights_load_into_a_model_with_other_random_layers(tmp_path, trained):
+    model, x = trained
     weights = os.path.join(tmp_path, "model.weights.h5")
     model.save_weights(weights)
 

@@ -61,6 +61,7 @@ def test_single_loss_round_trip(tmp_path):
 
 
 def test_saved_model_export_serves_the_same_outputs_in_a_fresh_process(tmp_path):
+    """Serves in a fresh TensorFlow process (the point: the SavedModel alone, no Keras object)."""
     model, x = trained()
     export_path = os.path.join(tmp_path, "saved_model")
     model.export(export_path, verbose=False)

@@ -192,6 +192,7 @@ def test_himulcon_with_references_in_a_model():
     assert int(to_numpy(model.memory_bank.filled)) == 12
     stored = to_numpy(model.memory_bank.references()["reference_labels"]["paths"])
     assert stored.shape == (12, 2) and set(stored[:, 1]) <= set(y["fine"])
+    np.testing.assert_array_equal(stored[:, 0], stored[:, 1] // 2)  # whole label paths
 
 
 def small_model(memory_bank, views=2, seed=0):

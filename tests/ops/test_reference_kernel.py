@@ -188,6 +188,13 @@ def test_low_precision_references_are_finite(dtype):
     )
     assert keras.backend.standardize_dtype(loss.dtype) == "float32"
     assert np.isfinite(to_numpy(loss)).all() and to_numpy(valid).all()
+    # The kernel computes in float32: it gives the reference's loss of the rounded inputs
+    # (losses up to 100 here, from logits up to 1 / 0.01).
+    rounded = [to_numpy(keras.ops.cast(keras.ops.cast(a, dtype), "float32")) for a in (z, bank)]
+    expected, _ = concatenated_reference(
+        rounded[0], labels, rounded[1], bank_labels, np.ones(32, bool), 0.01, "equal", "count"
+    )
+    assert_allclose(loss, expected, atol=1e-3, rtol=1e-5)
 
 
 def test_reference_without_weights_raises():
