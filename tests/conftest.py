@@ -89,22 +89,25 @@ def pytest_collection_modifyitems(config, items):
         items[:] = kept
 
 
-_durations = {}
+_durations = {}  # {nodeid: {"setup": s, "call": s, "teardown": s}}
 
 
 def pytest_runtest_logreport(report):
-    _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+    phases = _durations.setdefault(report.nodeid, {})
+    phases[report.when] = phases.get(report.when, 0.0) + report.duration
 
 
-def _reason(item):
-    """The first docstring line of the test, else of a module- or session-scoped fixture."""
+def _reason(item, phases):
+    """The first docstring line of the test; when its set-up cost more than the test itself,
+    of one of its module- or session-scoped fixtures (shared work, such as a training run)."""
     sources = [getattr(item, "obj", None)]
     fixtures = getattr(item, "_fixtureinfo", None)
-    for name in fixtures.names_closure if fixtures else ():
-        for definition in fixtures.name2fixturedefs.get(name, ()):
-            own = getattr(definition.func, "__module__", "").startswith("tests.")
-            if own and definition.scope in ("module", "session"):
-                sources.append(definition.func)
+    if fixtures is not None and phases.get("setup", 0.0) > phases.get("call", 0.0):
+        for name in fixtures.names_closure:
+            for definition in fixtures.name2fixturedefs.get(name, ()):
+                own = getattr(definition.func, "__module__", "").startswith("tests.")
+                if own and definition.scope in ("module", "session"):
+                    sources.insert(0, definition.func)
     for source in sources:
         doc = (getattr(source, "__doc__", None) or "").strip()
         if doc:
@@ -113,15 +116,14 @@ def _reason(item):
 
 
 def pytest_terminal_summary(terminalreporter):
-    slow = sorted(
-        (seconds, nodeid) for nodeid, seconds in _durations.items() if seconds > SLOW_SECONDS
-    )
+    totals = {nodeid: sum(phases.values()) for nodeid, phases in _durations.items()}
+    slow = sorted((seconds, nodeid) for nodeid, seconds in totals.items() if seconds > SLOW_SECONDS)
     if not slow:
         return
     items = terminalreporter.config.stash.get(ITEMS, {})
     terminalreporter.section(f"tests over {SLOW_SECONDS:.0f} s and why")
     for seconds, nodeid in reversed(slow):
-        reason = _reason(items[nodeid]) if nodeid in items else None
+        reason = _reason(items[nodeid], _durations[nodeid]) if nodeid in items else None
         reason = reason or "NO REASON GIVEN: say in the docstring why it costs this much"
         terminalreporter.write_line(f"{seconds:6.1f}s {nodeid}: {reason}")
 

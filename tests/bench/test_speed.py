@@ -9,6 +9,7 @@ import sys
 import keras
 import pytest
 
+from keras_mlcl.bench import speed_cases
 from keras_mlcl.bench.report import plot_speed_sweep
 from keras_mlcl.bench.report import speed_table
 from keras_mlcl.bench.speed import CASES
@@ -57,6 +58,35 @@ def check_case(case, entry):
         assert entry["meets_target"] == (ratio <= entry["target"])
     else:
         assert entry["meets_target"] == (ratio >= entry["target"])
+
+
+@pytest.mark.backend_independent
+def test_every_case_runs_by_default_in_order(monkeypatch):
+    """`cases=None` runs every case of `CASES`, in that order (the cases faked here)."""
+    called = []
+
+    def fake(name):
+        def case(n, *args, **kwargs):
+            called.append(name)
+            return {"ratio": 1.0, "n": n, "loss_extra_mb": 0.0}
+
+        return case
+
+    names = [
+        "supcon_vs_matmul",
+        "supcon_large_vs_matmul",
+        "replica_vs_global",
+        "heads_vs_one_head",
+        "fit_step_vs_ce",
+        "vs_pml_supcon",
+    ]
+    for name in names:
+        monkeypatch.setattr(speed_cases, name, fake(name))
+    monkeypatch.setattr(speed_cases, "sweep_point", lambda size, *args: {"n": size})
+    results = run_speed_bench(quick=True, verbose=0)
+    assert list(results) == list(CASES)
+    assert called == names
+    assert [point["n"] for point in results["supcon_vs_matmul"]["sweep"]] == list(QUICK["sizes"])
 
 
 def test_quick_run_has_every_case_with_its_target(quick_run):

@@ -14,8 +14,10 @@ from tests.cli.commands import write_unseen_npz
 
 def served_difference(saved_model):
     """The largest difference between the SavedModel's outputs on its `serving_check.npz`
-    inputs and the outputs recorded there, served by TensorFlow alone (no Keras object)."""
-    tf = pytest.importorskip("tensorflow")
+    inputs and the outputs recorded there, served by `tf.saved_model.load` in this process
+    (tests/models/test_saving.py serves an export in a fresh process, on every backend)."""
+    import tensorflow as tf
+
     loaded = tf.saved_model.load(saved_model)
     check = np.load(os.path.join(saved_model, "serving_check.npz"))
     out = loaded.serve(tf.constant(check["inputs"]))
@@ -64,6 +66,49 @@ def test_other_methods_run(tmp_path, method):
     assert results["linear_probe"]["kind"] > 0.9  # well-separated clusters
     if method.endswith("ce"):  # the classifier's own score, above chance (1/6)
         assert results["classifier"]["kind"]["accuracy"] > 0.4
+
+
+def odd_data(path, kind):
+    rng = np.random.default_rng(1)
+    n = 90
+    x = rng.normal(size=(n, 5)).astype("float32")
+    fine = np.arange(n) % 3
+    if kind == "constant":
+        np.savez(path, x=np.zeros((n, 5), "float32"), y_a=fine % 2, y_b=fine)
+    elif kind == "test_of_one_row":
+        np.savez(path, x=x, y=fine, x_test=x[:1], y_test=fine[:1])
+    elif kind == "test_of_two_rows":
+        np.savez(path, x=x, y=fine, x_test=x[:2], y_test=fine[:2])
+    elif kind == "one_class":
+        np.savez(path, x=x, y=np.zeros(n, int))
+    elif kind == "huge_ids":
+        np.savez(path, x=x, y=np.where(fine == 0, 10**9, fine))
+
+
+@pytest.mark.parametrize(
+    "kind", ["constant", "test_of_one_row", "test_of_two_rows", "one_class", "huge_ids"]
+)
+@pytest.mark.parametrize("method", ["mlcl+ce"])
+def test_odd_but_valid_data_finishes(tmp_path, kind, method):
+    data = os.path.join(tmp_path, "odd.npz")
+    odd_data(data, kind)
+    out = os.path.join(tmp_path, "run")
+    args = ["train", "--data", data, "--loss", method, "--epochs", "1", "--out", out]
+    assert main([*args, "--no-export", "--quiet"]) == 0
+    with open(os.path.join(out, "results.json")) as f:
+        results = json.load(f)
+    plot = results["plots"]["embeddings"]
+    if kind in ("constant", "test_of_one_row", "test_of_two_rows"):
+        assert plot["file"] is None and plot["missing"]
+        assert not os.path.exists(os.path.join(out, "embeddings.png"))
+    else:
+        assert os.path.getsize(os.path.join(out, plot["file"])) > 1000
+    if kind == "huge_ids":
+        assert results["class_ids"] == {"label": [1, 2, 10**9]}
+        model_bytes = os.path.getsize(os.path.join(out, "model.keras"))
+        assert model_bytes < 5_000_000  # a 3-way classifier, not 10**9 outputs
+    if kind == "one_class":
+        assert results["linear_probe"]["label"] == 1.0
 
 
 @pytest.mark.backend_independent

@@ -41,20 +41,26 @@ def test_help_imports_neither_keras_nor_tensorflow():
 
 
 @pytest.mark.backend_independent
-def test_the_process_exits_0_or_2_with_one_line_on_stderr(tmp_path):
-    """A process per exit path (the point: exit codes and a muted TensorFlow start-up)."""
+def test_the_process_exits_0_or_2_before_any_import():
     result = launch("--version")
     assert result.returncode == 0 and result.stderr == ""
     assert result.stdout == f"keras-mlcl {__version__}\n"
-    usage = launch("train", "--lr", "0")  # refused by the parser, before any import
+    usage = launch("train", "--lr", "0")  # refused by the parser
     assert usage.returncode == 2 and usage.stdout == ""
     assert "argument --lr: should be a positive number" in one_error_line(usage.stderr)
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_a_refused_run_is_one_line_and_exit_2_from_the_process(tmp_path, backend):
+    """A process per backend (the point: the exit code, and nothing else on stderr once the
+    libraries have started)."""
     nan = np.zeros((5, 3))
     nan[2, 1] = np.nan
     np.savez(tmp_path / "nan.npz", x=nan, y_a=np.zeros(5, int))
-    refused = launch("train", "--data", "nan.npz", "--out", "run", cwd=tmp_path)  # by the command
+    refused = launch("train", "--data", "nan.npz", "--out", "run", backend=backend, cwd=tmp_path)
     assert refused.returncode == 2 and refused.stdout == ""
-    assert "Row 2 has NaN" in one_error_line(refused.stderr)
+    assert "`x` should hold finite values only. Row 2 has NaN" in one_error_line(refused.stderr)
     assert sorted(os.listdir(tmp_path)) == ["nan.npz"]
 
 

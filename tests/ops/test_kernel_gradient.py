@@ -35,7 +35,8 @@ def test_kernel_gradient_matches_the_reference(normalization, rule):
 
     value, grad = value_and_grad(kernel, z)
     np.testing.assert_allclose(value, expected(z), atol=1e-5, rtol=1e-5)
-    np.testing.assert_allclose(grad, reference.numerical_gradient(expected, z), atol=1e-4)
+    # float32 against float64: 1e-6 measured on every backend, for entries up to 6.
+    np.testing.assert_allclose(grad, reference.numerical_gradient(expected, z), atol=1e-5)
 
 
 def test_kernel_gradient_for_batched_heads_and_temperatures():
@@ -51,11 +52,11 @@ def test_kernel_gradient_for_batched_heads_and_temperatures():
 
     value, grad_z = value_and_grad(lambda x: ops.sum(supcon_from_weights(x, w, temperatures)[0]), z)
     _, grad_t = value_and_grad(lambda t: ops.sum(supcon_from_weights(z, w, t)[0]), temperatures)
-    np.testing.assert_allclose(value, expected(z, temperatures), atol=1e-4, rtol=1e-5)
+    np.testing.assert_allclose(value, expected(z, temperatures), rtol=1e-6)  # about 255
     expected_z = reference.numerical_gradient(lambda x: expected(x, temperatures), z)
     expected_t = reference.numerical_gradient(lambda t: expected(z, t), temperatures)
-    np.testing.assert_allclose(grad_z, expected_z, atol=1e-4)
-    np.testing.assert_allclose(grad_t, expected_t, atol=1e-3, rtol=1e-4)
+    np.testing.assert_allclose(grad_z, expected_z, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(grad_t, expected_t, rtol=1e-5)  # -24, -209, -1242
 
 
 def test_kernel_gradient_of_a_pair_is_zero():
