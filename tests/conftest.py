@@ -3,9 +3,10 @@
 `scripts/test_backends.sh` runs pytest once per backend and names them all in
 `KERAS_MLCL_TEST_BACKENDS` (e.g. "torch tensorflow jax"). Within such a run:
 
-- a test marked `backend_independent` (host-side logic: files, parsing, NumPy
-  metrics; or a child process that sets its own backend) runs once, under the
-  first backend of the list;
+- a test marked `backend_independent` (host-side logic: files and run folders,
+  parsing, data loaders, NumPy metrics, where any training is incidental; or
+  child processes that set their backend themselves) runs once, under the first
+  backend of the list;
 - a test marked `spread_over_backends` (plumbing above the backend: an example
   script, one variant of a command) runs once, the i-th such test of its module
   under backend i mod n of the list;
