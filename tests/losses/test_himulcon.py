@@ -50,6 +50,7 @@ def test_hce_running_max_closed_case():
 
 
 def test_compiles_under_jit():
+    """The loss in a compiled step (the point; torch.compile takes seconds on the CPU)."""
     labels, z = hierarchy(3)
     model_fn = keras.Sequential([keras.Input((8,)), keras.layers.UnitNormalization()])
     model_fn.compile(loss=HiMulCon(), jit_compile=True)
