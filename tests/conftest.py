@@ -18,6 +18,7 @@ under the active backend. The summary lists the tests that took over
 why it costs that much.
 """
 
+import collections
 import os
 import shutil
 import tempfile
@@ -26,7 +27,7 @@ import keras
 import pytest
 from hypothesis import settings
 
-from tests.testing import run_backends
+from tests.testing import runs_on_this_backend
 
 settings.register_profile("keras_mlcl", max_examples=25, deadline=None, derandomize=True)
 settings.load_profile("keras_mlcl")
@@ -70,18 +71,13 @@ def _compile_jax_quickly(config):
 
 def pytest_collection_modifyitems(config, items):
     config.stash[ITEMS] = {item.nodeid: item for item in items}
-    backends = run_backends()
-    if backends is None:
-        return
-    here = keras.backend.backend()
-    kept, dropped, spread_index = [], [], {}
+    kept, dropped, spread = [], [], collections.Counter()
     for item in items:
         if item.get_closest_marker("spread_over_backends"):  # before a module's own mark
-            index = spread_index.setdefault(item.module.__name__, 0)
-            spread_index[item.module.__name__] += 1
-            runs_here = backends[index % len(backends)] == here
+            runs_here = runs_on_this_backend(spread[item.module.__name__])
+            spread[item.module.__name__] += 1
         elif item.get_closest_marker("backend_independent"):
-            runs_here = backends[0] == here
+            runs_here = runs_on_this_backend(0)
         else:
             runs_here = True
         (kept if runs_here else dropped).append(item)

@@ -65,11 +65,6 @@ def test_a_refused_run_is_one_line_and_exit_2_from_the_process(tmp_path, backend
 
 
 @pytest.mark.backend_independent
-def test_version(capfd):
-    assert command(capfd, "--version") == (0, f"keras-mlcl {__version__}\n", "")
-
-
-@pytest.mark.backend_independent
 def test_train_help_shows_every_default(capfd):
     code, out, _ = command(capfd, "train", "--help")
     assert code == 0
