@@ -1,9 +1,8 @@
-"""What every contrastive loss of keras-mlcl shares: labels kept as given, one per-term
-method over the blockwise kernel, memory-bank references and cross-replica anchors for any
-loss, and reductions that average over valid anchors only."""
+"""What every contrastive loss of keras-mlcl shares: one input shape (`{head: embeddings}`,
+`{head: labels}`), one per-term method over `supcon_from_labels`, extra candidates (a memory
+bank) and cross-replica anchors for any loss, and reductions over valid anchors only."""
 
-import dataclasses
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
 import keras
@@ -16,14 +15,14 @@ from keras_mlcl.distribution import loss_scale_for_replicas
 from keras_mlcl.distribution import replica_count
 from keras_mlcl.distribution import replica_offset
 from keras_mlcl.ops.blockwise import auto_block_rows
-from keras_mlcl.ops.blockwise import supcon_rows
 from keras_mlcl.ops.normalization import l2_normalize
 from keras_mlcl.ops.supcon import NORMALIZATIONS
 from keras_mlcl.ops.supcon import float_embeddings
-from keras_mlcl.ops.supcon import inverse_temperature
+from keras_mlcl.ops.supcon import supcon_from_labels
 from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_positive_int
+from keras_mlcl.utils.validation import check_same_batch_size
 
 REDUCTIONS = ("sum_over_batch_size", "mean", "mean_with_sample_weight", "sum", "none", None)
 
@@ -97,16 +96,19 @@ def reduce_term_sums(
     return ops.stop_gradient(value) + replicas * (share - ops.stop_gradient(share))
 
 
-def _sum_over_replicas(x):
+def _sum_over_replicas(x: Tensor) -> Tensor:
     """The sum of `x` over data-parallel replicas (no gradient)."""
     return ops.sum(gather_across_replicas(ops.expand_dims(x, 0)), axis=0)
 
 
-def embeddings_tensor(y_pred: Tensor, name: str = "y_pred", normalize: bool = False) -> Tensor:
+def embeddings_tensor(
+    y_pred: Tensor, name: str = "y_pred", normalize: bool = False, zero_rows: bool = False
+) -> Tensor:
     """Checks that `y_pred` is `(N, D)` embeddings and optionally L2-normalises.
 
     With `normalize=True`, rows of zero norm raise a `ValueError` when values
-    are concrete (eager execution); under tracing they stay zero vectors.
+    are concrete (eager execution) unless `zero_rows=True` (a memory bank's
+    empty slots); under tracing they stay zero vectors.
     """
     y_pred = as_tensor(y_pred)
     if len(y_pred.shape) != 2:
@@ -123,7 +125,7 @@ def embeddings_tensor(y_pred: Tensor, name: str = "y_pred", normalize: bool = Fa
     y_pred = ops.cast(y_pred, "float32") if y_pred.dtype != "float64" else y_pred
     norms = ops.sqrt(ops.sum(ops.square(y_pred), axis=-1))
     values = concrete_numpy(norms)
-    if values is not None and (values == 0).any():
+    if not zero_rows and values is not None and (values == 0).any():
         rows = [int(i) for i in (values == 0).nonzero()[0][:5]]
         raise ValueError(
             f"`{name}` should have no zero-norm rows when `normalize=True`; "
@@ -133,43 +135,32 @@ def embeddings_tensor(y_pred: Tensor, name: str = "y_pred", normalize: bool = Fa
     return l2_normalize(y_pred)
 
 
-@dataclasses.dataclass
-class ContrastiveInputs:
-    """A loss's batch in the form the blockwise kernel takes.
-
-    Attributes:
-        embeddings: `(H, N, D)` float embeddings, one slice per head (`H = 1`
-            for one embedding shared by every term).
-        labels: one label tensor per head (or one for all terms), checked.
-        weights: `weights(anchor_labels, candidate_labels)` returns the
-            kernel's `weights_fn(start, rows) -> (T, rows, N)`.
-        binary: True when every weight is 0 or 1.
-        temperature: a float, or one per head.
-        shared_terms: True when several weight sets share one embedding
-            (HiMulCon's depths): one term per weight set, not per head.
-    """
-
-    embeddings: Any
-    labels: list[Any]
-    weights: Callable[[list[Any], list[Any]], Callable[[int, int | None], Any]]
-    binary: bool
-    temperature: float | list[float]
-    shared_terms: bool = False
-
 
 @keras.saving.register_keras_serializable(package="keras_mlcl")
 class ContrastiveLoss(keras.losses.Loss):
-    """Base class: per-term contrastive losses over the blockwise kernel.
+    """Base class: a positive rule and its terms over the blockwise SupCon kernel.
 
-    A subclass describes its batch with `contrastive_inputs(y_true, y_pred)`
-    (embeddings per head, labels, its positive weights, temperatures) and,
-    for several terms (heads, levels), how `combine` turns the reduced
-    terms into the loss. Everything else is shared and works for every
-    loss: `term_losses`, the one per-term method (terms = heads or levels;
-    single-head losses are the one-term case), which optionally contrasts
-    the anchors against reference embeddings as well (a memory bank), and,
-    under data parallelism, computes only this replica's anchors against
-    the gathered candidates.
+    Every contrastive loss takes `y_pred = {head: (N, D_h) embeddings}` and
+    `y_true = {head: labels}` (a loss with one head also takes plain
+    tensors, `loss(labels, embeddings)`, and a dict with one entry of any
+    name). A subclass writes only what is its own:
+
+    - `check_labels(labels, head, name)`: one head's labels, checked, as its
+      rule takes them;
+    - `pair_weights(anchor_labels, candidate_labels)`: the positive rule,
+      `(T, M, N)` weights of `T` terms (one per head, or several weight sets
+      over one head's embeddings with `shared_terms = True`);
+    - `temperature` (a float, or one per head), and `binary_weights` when
+      every weight is 0 or 1;
+    - `combine(terms)` when the loss is not the sum of its terms, and
+      `head_names` for a loss with several heads.
+
+    Everything else is shared: `prepare` turns a batch, or a memory bank's
+    entries, into the kernel's inputs; `term_losses` runs
+    `keras_mlcl.ops.supcon_from_labels` on them, optionally contrasting the
+    anchors against reference embeddings as well (a memory bank, see
+    `keras_mlcl.models.MemoryBank`), and, under data parallelism, computes
+    only this replica's anchors against the gathered candidates.
 
     Unlike `keras.losses.Loss`, labels are not cast to float: class ids stay
     integers on their way to the positive rule. The default reduction
@@ -177,13 +168,13 @@ class ContrastiveLoss(keras.losses.Loss):
     anchors without positives neither dilute the mean nor give NaN.
 
     Under data parallelism (a `tf.distribute` replica context, or a
-    `torch.distributed` process group) the candidates (`y_pred`, `y_true`)
-    are gathered across replicas and each replica computes the loss of its
-    own anchors only (about `1 / R` of the global work). The valid-anchor
-    counts are summed over replicas, so the value is the single-device loss
-    of the global batch, and the gradient, once the backend has combined
-    the replicas' gradients, is its gradient. Each replica returns the value
-    times `loss_scale_for_replicas()` (Keras' convention on TensorFlow);
+    `torch.distributed` process group) the candidates are gathered across
+    replicas and each replica computes the loss of its own anchors only
+    (about `1 / R` of the global work). The valid-anchor counts are summed
+    over replicas, so the value is the single-device loss of the global
+    batch, and the gradient, once the backend has combined the replicas'
+    gradients, is its gradient. Each replica returns the value times
+    `loss_scale_for_replicas()` (Keras' convention on TensorFlow);
     `reduction="none"` returns this replica's anchors. On JAX
     (`keras.distribution`) arrays are global already. See
     `keras_mlcl.distribution`.
@@ -191,6 +182,9 @@ class ContrastiveLoss(keras.losses.Loss):
     Args:
         normalization: `"count"` (default) or `"weight"`, see
             `keras_mlcl.ops.supcon_from_weights`.
+        normalize: if True, L2-normalise the embeddings inside the loss
+            (zero rows raise a `ValueError`). Defaults to False: heads
+            normalise.
         block_size: anchor rows per block of the kernel. Defaults to None
             (automatic: one block for small batches, 16 MB blocks for
             large ones).
@@ -199,11 +193,31 @@ class ContrastiveLoss(keras.losses.Loss):
         name: the loss name.
         dtype: the dtype of the returned loss. Defaults to `None` (floatx);
             similarities are always computed in float32.
+
+    Example: a loss whose positives are weighted by how close two ordinal
+    labels are, `w_ij = 1 / (1 + |y_i - y_j|)`:
+
+    >>> class OrdinalSupCon(ContrastiveLoss):
+    ...     temperature = 0.1
+    ...     def check_labels(self, labels, head, name):
+    ...         return keras.ops.cast(labels, "float32")
+    ...     def pair_weights(self, anchor_labels, candidate_labels):
+    ...         a, c = anchor_labels[0], candidate_labels[0]
+    ...         return (1.0 / (1.0 + keras.ops.abs(a[:, None] - c[None, :])))[None]
+    >>> z = keras.ops.normalize(keras.random.normal((6, 8), seed=1), axis=-1)
+    >>> value = OrdinalSupCon()(keras.ops.convert_to_tensor([0, 1, 2, 0, 1, 2]), z)
+    >>> bool(value > 0)
+    True
     """
+
+    temperature: float | list[float]
+    binary_weights: bool = False
+    shared_terms: bool = False
 
     def __init__(
         self,
         normalization: str = "count",
+        normalize: bool = False,
         block_size: int | None = None,
         reduction: str | None = "sum_over_batch_size",
         name: str | None = None,
@@ -212,38 +226,149 @@ class ContrastiveLoss(keras.losses.Loss):
         check_choice("reduction", reduction, REDUCTIONS)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.normalization = check_choice("normalization", normalization, NORMALIZATIONS)
+        self.normalize = bool(normalize)
         self.block_size = (
             None if block_size is None else check_positive_int("block_size", block_size)
         )
 
     @property
     def head_names(self) -> list[str] | None:
-        """The keys of `y_pred` when it is a dict of heads; None for one embedding."""
+        """The heads of `y_pred`; None for a loss with one head of any name."""
         return None
 
     @property
-    def labels_by_columns(self) -> bool:
-        """True when one label array serves every head (a dict `y_pred`'s heads select columns)."""
-        return False
+    def labels_in_one_array(self) -> bool:
+        """True when one label array serves every head (one head, or heads selecting columns)."""
+        return self.head_names is None or len(self.head_names) == 1
 
-    def contrastive_inputs(self, y_true: Any, y_pred: Any) -> ContrastiveInputs:
-        """The batch as the kernel takes it; see `ContrastiveInputs`."""
-        raise NotImplementedError
+    def check_labels(self, labels: Tensor, head: str | None, name: str) -> Tensor:
+        """One head's labels, checked, as `pair_weights` takes them.
 
-    def bank_labels(self, y_true: Any) -> Any:
-        """The checked labels of `y_true` in `y_pred`'s structure, as a memory bank stores them.
-
-        They come back as `reference_labels` of `term_losses`.
+        Args:
+            labels: the labels given for `head`.
+            head: the head's name (None for plain tensors).
+            name: the argument's name for error messages (e.g. `"y_true"`).
         """
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} should define `check_labels`.")
 
-    def reference_inputs(self, embeddings: Any, labels: Any) -> tuple[Any, list[Any]]:
-        """Reference embeddings `(H, M, D)` and labels (one per head) from their structure."""
-        raise NotImplementedError
+    def pair_weights(self, anchor_labels: list[Tensor], candidate_labels: list[Tensor]) -> Tensor:
+        """The positive rule: `(T, M, N)` weights of `M` anchors and `N` candidates.
+
+        Args:
+            anchor_labels: one checked label tensor per head, `M` rows.
+            candidate_labels: the candidates' labels, `N` rows.
+        """
+        raise NotImplementedError(f"{type(self).__name__} should define `pair_weights`.")
 
     def combine(self, term_losses: Tensor) -> Tensor:
         """The loss from the reduced terms `(T,)` (or `(T, N)`): their sum by default."""
         return ops.sum(term_losses, axis=0)
+
+    def per_head(self, term_losses: Tensor, head_names: list[str]) -> dict[str, Tensor]:
+        """The loss of each head, `{head: value}`, from the reduced terms (to log them).
+
+        By default the one head's value is the whole loss.
+        """
+        return {head_names[0]: self.combine(term_losses)}
+
+    def check_heads(self, head_names: list[str]) -> None:
+        """Raises a `ValueError` unless this loss can train the heads `head_names`."""
+        own = self.head_names
+        if own is None and len(head_names) != 1:
+            raise ValueError(
+                f"`loss` {type(self).__name__} takes one embedding, so `heads` should "
+                f"have one head. Received heads {head_names}; use MultiLevelSupCon "
+                "for several."
+            )
+        if own is not None and sorted(own) != sorted(head_names):
+            raise ValueError(
+                f"The head names of `loss` {sorted(own)} should be those of "
+                f"`heads` {sorted(head_names)}."
+            )
+
+    def prepare(
+        self,
+        y_true: Any,
+        y_pred: Any,
+        arguments: tuple[str, str] = ("y_true", "y_pred"),
+        zero_rows: bool = False,
+    ) -> tuple[Tensor, list[Tensor]]:
+        """The kernel's inputs: embeddings `(H, N, D)` and one checked label tensor per head.
+
+        The one place a batch's inputs are prepared, used for a batch and
+        for a memory bank's entries alike. Heads are zero-padded to the
+        widest (which leaves dot products unchanged) and stacked.
+
+        Args:
+            y_true: `{head: labels}`, or one array (one head, or heads that
+                select columns of it).
+            y_pred: `{head: (N, D_h)}`, or `(N, D)` for one head.
+            arguments: the names of `y_true` and `y_pred` in errors.
+            zero_rows: allow zero embeddings (empty memory slots) when
+                `normalize=True`. Defaults to False.
+        """
+        label_argument, embedding_argument = arguments
+        heads = self._heads_of(y_pred, embedding_argument, y_true, label_argument)
+        embeddings, labels = [], []
+        for name, _, z in self._by_head(y_pred, embedding_argument, heads, False):
+            embeddings.append(embeddings_tensor(z, name, self.normalize, zero_rows))
+        for (name, head, y), z in zip(
+            self._by_head(y_true, label_argument, heads, self.labels_in_one_array),
+            embeddings,
+            strict=True,
+        ):
+            labels.append(self.check_labels(as_tensor(y), head, name))
+            check_same_batch_size(name, labels[-1], embedding_argument, z)
+        batch_sizes = {int(z.shape[0]) for z in embeddings if z.shape[0] is not None}
+        if len(batch_sizes) > 1:
+            raise ValueError(
+                f"Every head of `{embedding_argument}` should have the same batch size. "
+                f"Received: {dict(zip(heads, [tuple(z.shape) for z in embeddings], strict=True))}"
+            )
+        embeddings = [float_embeddings(z) for z in embeddings]
+        width = max(int(z.shape[-1]) for z in embeddings)
+        stacked = ops.stack(
+            [ops.pad(z, [[0, 0], [0, width - int(z.shape[-1])]]) for z in embeddings]
+        )
+        return stacked, labels
+
+    def _heads_of(
+        self, y_pred: Any, embedding_argument: str, y_true: Any, label_argument: str
+    ) -> list[Any]:
+        """The heads of this call: the loss's, or the one key of a dict, or `[None]`."""
+        if self.head_names is not None:
+            return self.head_names
+        for value, argument in ((y_pred, embedding_argument), (y_true, label_argument)):
+            if isinstance(value, Mapping):
+                if len(value) != 1:
+                    raise ValueError(
+                        f"`{argument}` should hold one head: {type(self).__name__} has one. "
+                        f"Received keys {sorted(value)}"
+                    )
+                return list(value)
+        return [None]
+
+    def _by_head(
+        self, value: Any, argument: str, heads: list[Any], one_array: bool
+    ) -> list[tuple[str, Any, Any]]:
+        """`[(name in errors, head, value)]` in the order of `heads`."""
+        if isinstance(value, Mapping):
+            if set(value) != set(heads):
+                raise ValueError(
+                    f"The head names of `{argument}` should be {sorted(map(str, heads))}, "
+                    f"the heads of this loss. Received: {sorted(value)}"
+                )
+            return [(f"{argument}[{head!r}]", head, value[head]) for head in heads]
+        if len(heads) > 1 and not one_array:
+            raise ValueError(
+                f"`{argument}` should be a dict keyed by head name {heads}"
+                + ("" if argument.endswith("pred") else self._one_array_hint())
+                + f". Received: {type(value).__name__}"
+            )
+        return [(argument, head, value) for head in heads]
+
+    def _one_array_hint(self) -> str:
+        return ""
 
     def term_losses(
         self,
@@ -264,8 +389,8 @@ class ContrastiveLoss(keras.losses.Loss):
                 structure, `M` rows each, that every anchor is also
                 contrasted against (a memory bank): in its denominator and,
                 by the loss's positive rule, as positives; never anchors.
-            reference_labels: their labels, as `bank_labels` gives them;
-                needed with `reference_embeddings`.
+            reference_labels: their labels, in `y_true`'s structure; needed
+                with `reference_embeddings`.
             reference_mask: optional `(M,)` booleans, False for empty slots.
 
         Returns:
@@ -277,11 +402,9 @@ class ContrastiveLoss(keras.losses.Loss):
             raise ValueError(
                 "`reference_embeddings` and `reference_labels` go together: pass both or neither."
             )
-        inputs = self.contrastive_inputs(y_true, y_pred)
-        anchors, anchor_labels = float_embeddings(inputs.embeddings), inputs.labels
-        replicas = replica_count()
+        anchors, anchor_labels = self.prepare(y_true, y_pred)
         candidates, candidate_labels, offset = anchors, anchor_labels, 0
-        if replicas > 1:
+        if replica_count() > 1:
             rows, candidate_labels = gather_across_replicas(
                 (ops.swapaxes(anchors, 0, 1), anchor_labels)
             )
@@ -289,7 +412,12 @@ class ContrastiveLoss(keras.losses.Loss):
             offset = replica_offset(ops.shape(anchors)[1])
         candidate_mask = None
         if reference_embeddings is not None:
-            references, labels = self.reference_inputs(reference_embeddings, reference_labels)
+            references, labels = self.prepare(
+                reference_labels,
+                reference_embeddings,
+                ("reference_labels", "reference_embeddings"),
+                zero_rows=True,
+            )
             candidates = ops.concatenate([candidates, ops.cast(references, anchors.dtype)], 1)
             candidate_labels = [
                 ops.concatenate([own, ops.cast(other, own.dtype)], axis=0)
@@ -298,24 +426,24 @@ class ContrastiveLoss(keras.losses.Loss):
             if reference_mask is not None:
                 own = ops.ones((ops.shape(candidates)[1] - ops.shape(references)[1],), "bool")
                 candidate_mask = ops.concatenate([own, ops.cast(reference_mask, "bool")], 0)
-        inverse_t = inverse_temperature(inputs.temperature, anchors.dtype)
         block_rows = self.block_size or auto_block_rows(
             anchors.shape[1], candidates.shape[1], anchors.shape[0]
         )
         kernel_arguments = dict(
-            binary=inputs.binary,
+            temperature=self.temperature,
+            rule=self.pair_weights,
+            binary=self.binary_weights,
             normalization=self.normalization,
             anchor_offset=offset,
             candidate_mask=candidate_mask,
-            block_rows=block_rows,
+            block_size=block_rows,
         )
-        weights_fn = inputs.weights(anchor_labels, candidate_labels)
         one_block = block_rows is None or block_rows >= anchors.shape[1]
-        if self.reduction in ("none", None) or inputs.shared_terms or one_block:
-            losses, n_positives = supcon_rows(
-                anchors, candidates, inverse_t, weights_fn, **kernel_arguments
+        if self.reduction in ("none", None) or self.shared_terms or one_block:
+            losses, valid = supcon_from_labels(
+                anchors, candidates, anchor_labels, candidate_labels, **kernel_arguments
             )
-            return reduce_anchor_losses(losses, n_positives > 0, sample_weight, self.reduction)
+            return reduce_anchor_losses(losses, valid, sample_weight, self.reduction)
         # A reducing loss over several blocks: the kernel sums the weighted
         # anchors and computes their gradient in the same pass (no block is
         # computed twice). One block keeps its softmax for the backward pass
@@ -326,17 +454,31 @@ class ContrastiveLoss(keras.losses.Loss):
         else:
             sample_weight = ops.cast(ops.convert_to_tensor(sample_weight), anchors.dtype)
             anchor_weights = ops.broadcast_to(ops.reshape(sample_weight, (1, -1)), shape)
-        total, n_positives = supcon_rows(
+        total, valid = supcon_from_labels(
             anchors,
             candidates,
-            inverse_t,
-            weights_fn,
+            anchor_labels,
+            candidate_labels,
             anchor_weights=anchor_weights,
             **kernel_arguments,
         )
-        valid = n_positives > 0
         weights = ops.where(valid, anchor_weights, 0.0)
         return reduce_term_sums(total, valid, weights, self.reduction)
+
+    def head_losses(
+        self, y_true: Any, y_pred: Any, sample_weight: Tensor | None = None, **references: Any
+    ) -> dict[str, Tensor]:
+        """Each head's reduced loss, `{head: scalar}` (see `per_head`).
+
+        For `MultiLevelSupCon` these are the heads' unweighted terms, whose
+        sum weighted by each head's `"weight"` is the loss. Under data
+        parallelism the values are the global ones, not scaled for
+        replicas. `references` are `term_losses`' `reference_*` arguments.
+        """
+        if self.reduction in ("none", None):
+            raise ValueError("`head_losses` needs a reducing `reduction`, not 'none'.")
+        heads = self.head_names or (list(y_pred) if isinstance(y_pred, Mapping) else [self.name])
+        return self.per_head(self.term_losses(y_true, y_pred, sample_weight, **references), heads)
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Tensor | None = None) -> Tensor:
         with keras.name_scope(self.name):
@@ -350,6 +492,7 @@ class ContrastiveLoss(keras.losses.Loss):
         config.update(
             {
                 "normalization": self.normalization,
+                "normalize": self.normalize,
                 "block_size": self.block_size,
                 "dtype": self.dtype,
             }

@@ -6,16 +6,11 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_mlcl.backend import as_tensor
-from keras_mlcl.losses.contrastive_loss import ContrastiveInputs
 from keras_mlcl.losses.contrastive_loss import ContrastiveLoss
-from keras_mlcl.losses.contrastive_loss import embeddings_tensor
 from keras_mlcl.ops import check_class_ids
-from keras_mlcl.ops.blockwise import take_rows
 from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_positive_float
-from keras_mlcl.utils.validation import check_same_batch_size
 
 VARIANTS = ("hmc", "hce", "hmce")
 LEVEL_PENALTIES = {"exp": math.exp, "pow2": lambda x: 2.0**x}
@@ -40,8 +35,12 @@ def hierarchy_level_weights(labels: Tensor, candidate_labels: Tensor | None = No
 
     Example:
 
-    >>> hierarchy_level_weights(keras.ops.convert_to_tensor([[0, 0], [0, 1]]))
-    >>> # depth 1 (full path): the identity; depth 2 (coarse): all ones
+    Depth 1 (the full path) pairs each sample with itself only; depth 2
+    (the coarse level) pairs both:
+
+    >>> weights = hierarchy_level_weights(keras.ops.convert_to_tensor([[0, 0], [0, 1]]))
+    >>> keras.ops.convert_to_numpy(weights).tolist()
+    [[[1.0, 0.0], [0.0, 1.0]], [[1.0, 1.0], [1.0, 1.0]]]
     """
     if candidate_labels is None:
         candidate_labels = labels
@@ -92,14 +91,11 @@ class HiMulCon(ContrastiveLoss):
         variant: `"hmc"`, `"hce"` or `"hmce"` (default).
         temperature: positive float. Defaults to 0.1.
         level_penalty: `"exp"` (default) or `"pow2"`.
-        normalization: `"count"` (default) or `"weight"`.
-        normalize: L2-normalise `y_pred` inside the loss. Defaults to False.
-        block_size: anchor rows per block of the kernel. Defaults to None
-            (automatic, see `keras_mlcl.ops.supcon_from_labels`).
-        reduction: see `ContrastiveLoss`; `"none"` is only defined for
-            `"hmc"` (the others compare batch losses).
         name: the loss name. Defaults to `"himulcon"`.
-        dtype: the dtype of the returned loss.
+        **kwargs: the arguments every loss takes (`normalization`,
+            `normalize`, `block_size`, `reduction`, `dtype`), see
+            `ContrastiveLoss`; `reduction="none"` is only defined for
+            `"hmc"` (the others compare batch losses).
 
     Example:
 
@@ -110,38 +106,29 @@ class HiMulCon(ContrastiveLoss):
     >>> value = loss(labels, z)
     """
 
+    binary_weights = True
+    shared_terms = True
+
     def __init__(
         self,
         variant: str = "hmce",
         temperature: float = 0.1,
         level_penalty: str = "exp",
-        normalization: str = "count",
-        normalize: bool = False,
-        block_size: int | None = None,
-        reduction: str | None = "sum_over_batch_size",
         name: str = "himulcon",
-        dtype: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            normalization=normalization,
-            block_size=block_size,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
-        )
+        super().__init__(name=name, **kwargs)
         self.variant = check_choice("variant", variant, VARIANTS)
         self.temperature = check_positive_float("temperature", temperature)
         self.level_penalty = check_choice("level_penalty", level_penalty, tuple(LEVEL_PENALTIES))
-        self.normalize = bool(normalize)
-        if reduction in ("none", None) and variant != "hmc":
+        if self.reduction in ("none", None) and variant != "hmc":
             raise ValueError(
                 "`reduction='none'` is only defined for `variant='hmc'`: "
                 f"{variant!r} takes a maximum over batch losses. Received: "
                 f"`variant`={variant!r}"
             )
 
-    def bank_labels(self, y_true: Tensor, name: str = "y_true") -> Tensor:
-        labels = as_tensor(y_true)
+    def check_labels(self, labels: Tensor, head: str | None, name: str) -> Tensor:
         if len(labels.shape) != 2 or not (
             "int" in str(labels.dtype) or "float" in str(labels.dtype)
         ):
@@ -153,29 +140,9 @@ class HiMulCon(ContrastiveLoss):
         check_class_ids(labels, name)
         return labels
 
-    def contrastive_inputs(self, y_true: Tensor, y_pred: Tensor) -> ContrastiveInputs:
-        """One embedding shared by the `L` depths: one similarity matrix, `L` weight sets."""
-        z = embeddings_tensor(y_pred, normalize=self.normalize)
-        labels = self.bank_labels(y_true)
-        check_same_batch_size("y_true", labels, "y_pred", z)
-
-        def weights(own, other):
-            return lambda start, rows: hierarchy_level_weights(
-                take_rows(own[0], start, rows), other[0]
-            )
-
-        return ContrastiveInputs(
-            embeddings=z[None],
-            labels=[labels],
-            weights=weights,
-            binary=True,
-            temperature=self.temperature,
-            shared_terms=True,
-        )
-
-    def reference_inputs(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, list[Tensor]]:
-        bank = embeddings_tensor(embeddings, name="reference_embeddings")
-        return bank[None], [self.bank_labels(labels, name="reference_labels")]
+    def pair_weights(self, anchor_labels: list[Tensor], candidate_labels: list[Tensor]) -> Tensor:
+        """One weight set per depth over the one embedding: `(L, M, N)`."""
+        return hierarchy_level_weights(anchor_labels[0], candidate_labels[0])
 
     def combine(self, term_losses: Tensor) -> Tensor:
         penalty = LEVEL_PENALTIES[self.level_penalty]
@@ -201,7 +168,6 @@ class HiMulCon(ContrastiveLoss):
                 "variant": self.variant,
                 "temperature": self.temperature,
                 "level_penalty": self.level_penalty,
-                "normalize": self.normalize,
             }
         )
         return config

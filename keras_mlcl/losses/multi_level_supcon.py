@@ -7,25 +7,20 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_mlcl.backend import as_tensor
-from keras_mlcl.losses.contrastive_loss import ContrastiveInputs
 from keras_mlcl.losses.contrastive_loss import ContrastiveLoss
-from keras_mlcl.losses.contrastive_loss import embeddings_tensor
 from keras_mlcl.ops import POSITIVE_RULES
 from keras_mlcl.ops import check_labels_for_rule
 from keras_mlcl.ops.positives import BINARY_RULES
-from keras_mlcl.ops.supcon import float_embeddings
-from keras_mlcl.ops.supcon import labels_weights_fn
+from keras_mlcl.ops.supcon import rule_weights
 from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_non_negative_float
 from keras_mlcl.utils.validation import check_positive_float
-from keras_mlcl.utils.validation import check_same_batch_size
 
 HEAD_DEFAULTS = {"temperature": 0.1, "weight": 1.0, "positives": "equal", "columns": None}
 
 
-def _head_config(name, config):
+def _head_config(name: str, config: Any) -> dict[str, Any]:
     """Validates one head's configuration and fills in the defaults."""
     if config is None:
         config = {}
@@ -70,7 +65,7 @@ def _head_config(name, config):
     }
 
 
-def _per_name(argument, value, names, default):
+def _per_name(argument: str, value: Any, names: list[str], default: Any) -> dict[str, Any]:
     """Spreads a float, a list (in `names` order) or a dict over `names`."""
     if value is None:
         return {name: default for name in names}
@@ -105,8 +100,7 @@ class MultiLevelSupCon(ContrastiveLoss):
     where `loss_i^h` is the SupCon loss of anchor `i` on head `h`'s
     embeddings `z^h` with temperature `tau_h` and the positive weights of
     head `h`'s rule on its labels (see `keras_mlcl.ops.supcon_from_weights`).
-    All heads are computed together: embeddings are zero-padded to the
-    widest head (which leaves dot products unchanged) and stacked, so the
+    All heads are computed together (see `ContrastiveLoss.prepare`): the
     similarities and log-softmax of every head are one batched op.
 
     `y_pred` is a dict `{head: (N, D_h)}` of L2-normalised embeddings (as a
@@ -119,13 +113,11 @@ class MultiLevelSupCon(ContrastiveLoss):
             (default 0.1), `"weight"` (default 1.0), `"positives"` (a rule of
             `keras_mlcl.ops.positive_weights`, default `"equal"`) and
             `"columns"` (label columns of a multi-hot `y_true`, default None).
-        normalization: `"count"` (default) or `"weight"`.
-        block_size: anchor rows per block of the kernel. Defaults to None
-            (automatic, see `keras_mlcl.ops.supcon_from_labels`).
-        reduction: see `ContrastiveLoss`; applied to each head, then the
-            heads are summed with their weights.
         name: the loss name. Defaults to `"multi_level_supcon"`.
-        dtype: the dtype of the returned loss.
+        **kwargs: the arguments every loss takes (`normalization`,
+            `normalize`, `block_size`, `reduction`, `dtype`), see
+            `ContrastiveLoss`; a reduction applies to each head, then the
+            heads are summed with their weights.
 
     Example:
 
@@ -136,25 +128,17 @@ class MultiLevelSupCon(ContrastiveLoss):
     >>> y = {"coarse": keras.ops.convert_to_tensor([0, 0, 0, 1, 1, 1]),
     ...      "fine": keras.ops.convert_to_tensor([0, 0, 1, 2, 2, 3])}
     >>> value = loss(y, z)
-    >>> per_head = loss.head_losses(y, z)  # {"coarse": ..., "fine": ...}
+    >>> sorted(loss.head_losses(y, z))
+    ['coarse', 'fine']
     """
 
     def __init__(
         self,
         heads: Mapping[str, Mapping[str, Any]],
-        normalization: str = "count",
-        block_size: int | None = None,
-        reduction: str | None = "sum_over_batch_size",
         name: str = "multi_level_supcon",
-        dtype: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            normalization=normalization,
-            block_size=block_size,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
-        )
+        super().__init__(name=name, **kwargs)
         if not isinstance(heads, dict) or not heads:
             raise ValueError(
                 "`heads` should be a non-empty dict {name: {'temperature': ..., "
@@ -162,6 +146,10 @@ class MultiLevelSupCon(ContrastiveLoss):
                 f"Received: `heads`={heads!r}"
             )
         self.heads = {str(name): _head_config(name, config) for name, config in heads.items()}
+        rules = [c["positives"] for c in self.heads.values()]
+        self.temperature = [c["temperature"] for c in self.heads.values()]
+        self.binary_weights = all(rule in BINARY_RULES for rule in rules)
+        self._weights = rule_weights(rules)
 
     @property
     def head_names(self) -> list[str]:
@@ -240,148 +228,50 @@ class MultiLevelSupCon(ContrastiveLoss):
         }
         return cls(heads=heads, **kwargs)
 
-    def _check_heads(self, argument, value):
-        if not isinstance(value, dict):
-            raise ValueError(
-                f"`{argument}` should be a dict keyed by head name "
-                f"{self.head_names}. Received: {type(value).__name__}"
-            )
-        if set(value) != set(self.heads):
-            raise ValueError(
-                f"The head names of `{argument}` should be {sorted(self.heads)}, "
-                f"the heads of this loss. Received: {sorted(value)}"
-            )
-
-    def head_labels(self, y_true: Tensor | Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """The labels of each head, `{head: labels}`, from `y_true`."""
-        if not isinstance(y_true, dict):
-            missing = [n for n, c in self.heads.items() if c["columns"] is None]
-            if missing:
-                raise ValueError(
-                    "`y_true` should be a dict keyed by head name "
-                    f"{self.head_names}; a single array is only accepted when "
-                    f"every head selects `columns`. Heads without columns: {missing}"
-                )
-            y_true = {name: y_true for name in self.heads}
-        self._check_heads("y_true", y_true)
-        labels = {}
-        for name, config in self.heads.items():
-            head_labels = as_tensor(y_true[name])
-            if config["columns"] is not None:
-                if len(head_labels.shape) != 2:
-                    raise ValueError(
-                        f"Labels for head {name!r} should be multi-hot (N, K) to "
-                        f"select columns {config['columns']}. Received shape "
-                        f"{tuple(head_labels.shape)}"
-                    )
-                n_columns = head_labels.shape[1]
-                if n_columns is not None and max(config["columns"]) >= n_columns:
-                    raise ValueError(
-                        f"`heads[{name!r}]['columns']` refers to column "
-                        f"{max(config['columns'])}, but `y_true` has {n_columns} columns"
-                    )
-                head_labels = ops.take(head_labels, config["columns"], axis=1)
-            labels[name] = check_labels_for_rule(
-                head_labels, config["positives"], name=f"y_true[{name!r}]"
-            )
-        return labels
-
     @property
-    def labels_by_columns(self) -> bool:
-        """True when every head selects `columns`: `y_true` may be one multi-hot array."""
-        return all(c["columns"] is not None for c in self.heads.values())
+    def labels_in_one_array(self) -> bool:
+        """True when every head selects `columns` (or there is one head): one `y_true` array."""
+        return len(self.heads) == 1 or all(c["columns"] is not None for c in self.heads.values())
 
-    def bank_labels(self, y_true: Tensor | Mapping[str, Tensor]) -> dict[str, Tensor]:
-        return self.head_labels(y_true)
-
-    def contrastive_inputs(
-        self, y_true: Tensor | Mapping[str, Tensor], y_pred: Mapping[str, Tensor]
-    ) -> ContrastiveInputs:
-        """All heads stacked: embeddings zero-padded to the widest head, `(H, N, D)`."""
-        self._check_heads("y_pred", y_pred)
-        labels = self.head_labels(y_true)
-        embeddings = {}
-        for name in self.heads:
-            z = embeddings_tensor(y_pred[name], name=f"y_pred[{name!r}]")
-            check_same_batch_size(f"y_true[{name!r}]", labels[name], f"y_pred[{name!r}]", z)
-            embeddings[name] = z
-        batch_sizes = {int(z.shape[0]) for z in embeddings.values() if z.shape[0] is not None}
-        if len(batch_sizes) > 1:
-            raise ValueError(
-                "Every head of `y_pred` should have the same batch size. Received: "
-                + str({n: tuple(z.shape) for n, z in embeddings.items()})
-            )
-        rules = [c["positives"] for c in self.heads.values()]
-        return ContrastiveInputs(
-            embeddings=self._stack(embeddings),
-            labels=[labels[name] for name in self.heads],
-            weights=lambda own, other: labels_weights_fn(own, other, rules),
-            binary=all(rule in BINARY_RULES for rule in rules),
-            temperature=[c["temperature"] for c in self.heads.values()],
+    def _one_array_hint(self) -> str:
+        missing = [n for n, c in self.heads.items() if c["columns"] is None]
+        return (
+            "; a single array is only accepted when every head selects `columns`. "
+            f"Heads without columns: {missing}"
         )
 
-    def reference_inputs(
-        self, embeddings: Mapping[str, Tensor], labels: Mapping[str, Tensor]
-    ) -> tuple[Tensor, list[Tensor]]:
-        self._check_heads("reference_embeddings", embeddings)
-        self._check_heads("reference_labels", labels)
-        references = {
-            name: embeddings_tensor(embeddings[name], name=f"reference_embeddings[{name!r}]")
-            for name in self.heads
-        }
-        checked = [
-            check_labels_for_rule(
-                labels[name], config["positives"], name=f"reference_labels[{name!r}]"
-            )
-            for name, config in self.heads.items()
-        ]
-        return self._stack(references), checked
+    def check_labels(self, labels: Tensor, head: str | None, name: str) -> Tensor:
+        config = self.heads[str(head)] if head in self.heads else next(iter(self.heads.values()))
+        columns = config["columns"]
+        if columns is not None:
+            if len(labels.shape) != 2:
+                raise ValueError(
+                    f"Labels for head {head!r} should be multi-hot (N, K) to "
+                    f"select columns {columns}. Received shape {tuple(labels.shape)}"
+                )
+            n_columns = labels.shape[1]
+            if n_columns is not None and max(columns) >= n_columns:
+                raise ValueError(
+                    f"`heads[{head!r}]['columns']` refers to column "
+                    f"{max(columns)}, but `{name}` has {n_columns} columns"
+                )
+            labels = ops.take(labels, columns, axis=1)
+        return check_labels_for_rule(labels, config["positives"], name=name)
 
-    def _stack(self, embeddings):
-        """`(H, N, D)` from `{head: (N, D_h)}`, zero-padded to the widest head."""
-        embeddings = {name: float_embeddings(z) for name, z in embeddings.items()}
-        width = max(int(z.shape[-1]) for z in embeddings.values())
-        return ops.stack(
-            [ops.pad(z, [[0, 0], [0, width - int(z.shape[-1])]]) for z in embeddings.values()]
-        )
-
-    def _weights(self, dtype):
-        return ops.convert_to_tensor([c["weight"] for c in self.heads.values()], dtype=dtype)
+    def pair_weights(self, anchor_labels: list[Tensor], candidate_labels: list[Tensor]) -> Tensor:
+        return self._weights(anchor_labels, candidate_labels)
 
     def combine(self, term_losses: Tensor) -> Tensor:
-        weights = self._weights(term_losses.dtype)
+        weights = ops.convert_to_tensor(
+            [c["weight"] for c in self.heads.values()], dtype=term_losses.dtype
+        )
         if len(term_losses.shape) == 2:
             weights = weights[:, None]
         return ops.sum(weights * term_losses, axis=0)
 
-    def head_losses(
-        self,
-        y_true: Tensor | Mapping[str, Tensor],
-        y_pred: Mapping[str, Tensor],
-        sample_weight: Tensor | None = None,
-        reference_embeddings: Mapping[str, Tensor] | None = None,
-        reference_labels: Mapping[str, Tensor] | None = None,
-        reference_mask: Tensor | None = None,
-    ) -> dict[str, Tensor]:
-        """Each head's reduced (unweighted) loss, `{head: scalar}`.
-
-        `term_losses` by head name: their sum weighted by each head's
-        `"weight"` is the loss. Useful to log one metric per head. Under
-        data parallelism the values are the global ones, not scaled for
-        replicas. The `reference_*` arguments add a memory bank (see
-        `term_losses`).
-        """
-        if self.reduction in ("none", None):
-            raise ValueError("`head_losses` needs a reducing `reduction`, not 'none'.")
-        reduced = self.term_losses(
-            y_true,
-            y_pred,
-            sample_weight,
-            reference_embeddings=reference_embeddings,
-            reference_labels=reference_labels,
-            reference_mask=reference_mask,
-        )
-        return {name: reduced[h] for h, name in enumerate(self.heads)}
+    def per_head(self, term_losses: Tensor, head_names: list[str]) -> dict[str, Tensor]:
+        """Each head's unweighted term: their sum weighted by the heads' `"weight"` is the loss."""
+        return {name: term_losses[h] for h, name in enumerate(self.heads)}
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -24,13 +24,10 @@ class MultiSupCon(SupCon):
     Args:
         temperature: positive float. Defaults to 0.1.
         min_weight: Jaccard threshold in [0, 1]. Defaults to 0.3.
-        normalization: `"count"` (default) or `"weight"`.
-        normalize: L2-normalise `y_pred` inside the loss. Defaults to False.
-        block_size: anchor rows per block of the kernel. Defaults to None
-            (automatic).
-        reduction: see `ContrastiveLoss`.
         name: the loss name. Defaults to `"multi_supcon"`.
-        dtype: the dtype of the returned loss.
+        **kwargs: the arguments every loss takes (`normalization`,
+            `normalize`, `block_size`, `reduction`, `dtype`), see
+            `ContrastiveLoss`.
 
     Example:
 
@@ -45,23 +42,11 @@ class MultiSupCon(SupCon):
         self,
         temperature: float = 0.1,
         min_weight: float = 0.3,
-        normalization: str = "count",
-        normalize: bool = False,
-        block_size: int | None = None,
-        reduction: str | None = "sum_over_batch_size",
         name: str = "multi_supcon",
-        dtype: str | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
-            temperature=temperature,
-            positives="jaccard",
-            normalization=normalization,
-            min_weight=min_weight,
-            normalize=normalize,
-            block_size=block_size,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
+            temperature=temperature, positives="jaccard", min_weight=min_weight, name=name, **kwargs
         )
 
     def get_config(self) -> dict[str, Any]:

@@ -24,43 +24,27 @@ class SimDisLoss(SupCon):
 
     Args:
         temperature: positive float. Defaults to 0.07.
-        normalization: `"count"` (default) or `"weight"`.
-        normalize: L2-normalise `y_pred` inside the loss. Defaults to False.
-        block_size: anchor rows per block of the kernel. Defaults to None
-            (automatic).
-        reduction: see `ContrastiveLoss`.
         name: the loss name. Defaults to `"simdis"`.
-        dtype: the dtype of the returned loss.
+        **kwargs: the arguments every loss takes (`normalization`,
+            `normalize`, `block_size`, `reduction`, `dtype`), see
+            `ContrastiveLoss`.
 
     Example:
 
-    >>> loss = SimDisLoss()
-    >>> z = keras.ops.normalize(keras.random.normal((4, 8)), axis=-1)
-    >>> labels = keras.ops.convert_to_tensor(
-    ...     [[1, 1, 0], [1, 0, 0], [1, 1, 1], [0, 0, 1]])
-    >>> value = loss(labels, z)
+    Label sets `{a, b}`, `{a, b, c}` and `{d}`: the first two are positives
+    of each other with weights 1/2 and 2/3 (asymmetric).
+
+    >>> loss = SimDisLoss(temperature=1.0)
+    >>> z = keras.ops.convert_to_tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    >>> labels = keras.ops.convert_to_tensor([[1, 1, 0, 0], [1, 1, 1, 0], [0, 0, 0, 1]])
+    >>> round(float(loss(labels, z)), 6)
+    0.182736
     """
 
     def __init__(
-        self,
-        temperature: float = 0.07,
-        normalization: str = "count",
-        normalize: bool = False,
-        block_size: int | None = None,
-        reduction: str | None = "sum_over_batch_size",
-        name: str = "simdis",
-        dtype: str | None = None,
+        self, temperature: float = 0.07, name: str = "simdis", **kwargs: Any
     ) -> None:
-        super().__init__(
-            temperature=temperature,
-            positives="simdis",
-            normalization=normalization,
-            normalize=normalize,
-            block_size=block_size,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
-        )
+        super().__init__(temperature=temperature, positives="simdis", name=name, **kwargs)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -7,6 +7,7 @@ import keras
 from keras import ops
 
 from keras_mlcl.distribution import gather_across_replicas
+from keras_mlcl.losses import ContrastiveLoss
 from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_positive_int
 
@@ -33,12 +34,15 @@ class MemoryBank(keras.layers.Layer):
     loss of the batch's anchors on the concatenated batch `[z; bank]`.
 
     The bank holds, per head, `(size, D_h)` float32 embeddings and
-    `(size, ...)` int32 labels, newest first, and the number of filled
-    slots. `ContrastiveModel` builds it from the first batch in `fit`,
-    reads it in each training step and then pushes the step's embeddings
-    (every view, gathered over data-parallel replicas); `evaluate` does
-    not use it. Unlike MoCo there is no momentum encoder: the bank holds
-    the model's own recent embeddings (as in cross-batch memory), which
+    `(size, ...)` int32 labels (as the loss takes them, `{head: labels}`),
+    newest first, and the number of filled slots. It wraps any contrastive
+    loss: `term_losses(loss, y_true, y_pred)` is the loss's terms with the
+    bank's rows as extra candidates (prepared by the loss as its batch is),
+    after which the batch is pushed (every view, gathered over
+    data-parallel replicas). `ContrastiveModel` builds it from the first
+    batch in `fit` and uses it in each training step; `evaluate` does not.
+    Unlike MoCo there is no momentum encoder: the bank holds the model's
+    own recent embeddings (as in cross-batch memory), which
     drift as it trains, so keep `size` to a few batches at high learning
     rates.
 
@@ -48,25 +52,30 @@ class MemoryBank(keras.layers.Layer):
 
     Example:
 
-    >>> bank = MemoryBank(size=256)
-    >>> model = ContrastiveModel(encoder, heads={"coarse": 32, "fine": 32},
-    ...                          memory_bank=bank)
-    >>> model.compile(optimizer="adam")
-    >>> history = model.fit(x, y, batch_size=64)
+    >>> bank = MemoryBank(size=8)
+    >>> bank.build({"fine": 2}, {"fine": ()})
+    >>> loss = keras_mlcl.SupCon(temperature=1.0)
+    >>> z = {"fine": keras.ops.convert_to_tensor([[1.0, 0.0], [0.0, 1.0]])}
+    >>> y = {"fine": keras.ops.convert_to_tensor([0, 1])}
+    >>> terms = bank.term_losses(loss, y, z)  # no positive yet: 0, then pushed
+    >>> round(float(loss.combine(bank.term_losses(loss, y, z))), 6)
+    0.551445
+
+    With a model, `ContrastiveModel(encoder, heads, memory_bank=256)`.
     """
 
-    def __init__(self, size=4096, **kwargs):
+    def __init__(self, size: int = 4096, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.size = check_positive_int("size", size)
-        self.embedding_dims = None
-        self.label_shapes = None
-        self.embedding_slots = {}
-        self.label_slots = {}
-        self.filled = None
+        self.embedding_dims: dict[str, int] = {}
+        self.label_shapes: dict[str, list[int]] = {}
+        self.embedding_slots: dict[str, keras.Variable] = {}
+        self.label_slots: dict[str, keras.Variable] = {}
+        self.filled: Any = None
 
     @property
     def head_names(self) -> list[str]:
-        return list(self.embedding_dims or {})
+        return list(self.embedding_dims)
 
     def build(
         self, embedding_dims: Mapping[str, int], label_shapes: Mapping[str, tuple[int, ...]]
@@ -123,7 +132,7 @@ class MemoryBank(keras.layers.Layer):
         )
         self.built = True
 
-    def _check_built(self):
+    def _check_built(self) -> None:
         if not self.built:
             raise ValueError(
                 "The memory bank is not built: `ContrastiveModel.fit` builds it from "
@@ -159,8 +168,8 @@ class MemoryBank(keras.layers.Layer):
 
         Args:
             embeddings: dict `{head: (N, D_h)}`; no gradient is kept.
-            labels: dict `{head: (N, ...)}` of each head's labels (after
-                any column selection), stored as int32.
+            labels: dict `{head: (N, ...)}` of each head's labels, as the
+                loss takes them, stored as int32.
         """
         self._check_built()
         for argument, values in (("embeddings", embeddings), ("labels", labels)):
@@ -186,6 +195,29 @@ class MemoryBank(keras.layers.Layer):
         filled = ops.convert_to_tensor(self.filled) + ops.cast(n, "int32")
         self.filled.assign(ops.minimum(filled, self.size))
 
+    def term_losses(
+        self,
+        loss: ContrastiveLoss,
+        y_true: Mapping[str, Tensor],
+        y_pred: Mapping[str, Tensor],
+        sample_weight: Tensor | None = None,
+    ) -> Tensor:
+        """`loss.term_losses` of the batch with the bank's rows as extra candidates; then
+        pushes the batch.
+
+        Args:
+            loss: any `ContrastiveLoss`.
+            y_true: `{head: labels}`, as the loss takes them.
+            y_pred: `{head: embeddings}`.
+            sample_weight: optional `(N,)` weights of the anchors.
+
+        Returns:
+            The reduced terms, as `ContrastiveLoss.term_losses` returns them.
+        """
+        terms = loss.term_losses(y_true, y_pred, sample_weight, **self.references())
+        self.update(y_pred, y_true)
+        return terms
+
     def reset(self) -> None:
         """Empties the bank."""
         self._check_built()
@@ -195,12 +227,12 @@ class MemoryBank(keras.layers.Layer):
             label_slots.assign(ops.full(label_slots.shape, -1, dtype="int32"))
         self.filled.assign(0)
 
-    def get_build_config(self):
+    def get_build_config(self) -> dict[str, Any] | None:
         if not self.built:
             return None
         return {"embedding_dims": self.embedding_dims, "label_shapes": self.label_shapes}
 
-    def build_from_config(self, config):
+    def build_from_config(self, config: dict[str, Any] | None) -> None:
         if config:
             self.build(config["embedding_dims"], config["label_shapes"])
 

@@ -9,18 +9,23 @@ in such a container, with a direction on each, lets
 relies on a Keras-internal class, kept to this one module.
 """
 
+from typing import Any
+
 import keras
+
+# keras.src: the monitoring callbacks read a metric's direction only from Keras'
+# own metric containers, and `MetricsList` has no public counterpart.
 from keras.src.trainers.compile_utils import MetricsList
 
 
-def loss_tracker(name):
+def loss_tracker(name: str) -> keras.metrics.Mean:
     """A `keras.metrics.Mean` for a loss value, marked lower-is-better."""
     metric = keras.metrics.Mean(name=name)
     metric._direction = "down"
     return metric
 
 
-def accuracy_tracker(name):
+def accuracy_tracker(name: str) -> keras.metrics.Mean:
     """A `keras.metrics.Mean` of per-sample correctness, higher-is-better."""
     metric = keras.metrics.Mean(name=name)
     metric._direction = "up"
@@ -30,11 +35,11 @@ def accuracy_tracker(name):
 class MonitoredMetrics(MetricsList):
     """A group of metrics whose results are reported by name, one each."""
 
-    def __init__(self, metrics, name="training_metrics"):
+    def __init__(self, metrics: list[keras.metrics.Metric], name: str = "training_metrics") -> None:
         super().__init__(metrics, name=name)
 
-    def update_state(self, *args, **kwargs):
+    def update_state(self, *args: Any, **kwargs: Any) -> None:
         raise NotImplementedError("Update the grouped metrics one by one.")
 
-    def result(self):
+    def result(self) -> dict[str, Any]:
         return self.get_result()

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from typing import Any
 
 import keras
 
@@ -100,7 +101,7 @@ def export_text_saved_model(
         print(result.stdout)
 
 
-def _write_archive(model, preprocessor, filepath, verbose):
+def _write_archive(model: Any, preprocessor: Any, filepath: Any, verbose: bool) -> None:
     """The export itself; TensorFlow backend only."""
     import tensorflow as tf
 
@@ -110,10 +111,10 @@ def _write_archive(model, preprocessor, filepath, verbose):
     archive.track(preprocessor.tokenizer)
     archive.track(preprocessor.packer)
 
-    def serve(texts):
+    def serve(texts: Any) -> Any:
         return model(preprocessor.pack(texts), training=False)
 
-    def serve_token_ids(token_ids):
+    def serve_token_ids(token_ids: Any) -> Any:
         return model(token_ids, training=False)
 
     archive.add_endpoint(

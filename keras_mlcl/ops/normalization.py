@@ -3,11 +3,13 @@
 import keras
 from keras import ops
 
+from keras_mlcl.utils.types import Tensor
+
 # Floor of the squared norm: rows shorter than 1e-12 are divided by 1e-12.
 SQUARED_NORM_FLOOR = 1e-24
 
 
-def l2_normalize(x, axis=-1):
+def l2_normalize(x: Tensor, axis: int = -1) -> Tensor:
     """Scales `x` to unit L2 norm along `axis`.
 
     ```

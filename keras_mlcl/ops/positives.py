@@ -180,7 +180,7 @@ def pair_weights(anchor_labels: Tensor, candidate_labels: Tensor, rule: str = "e
     return ops.where(shares, similarity * dissimilarity, 0.0)
 
 
-def _multi_hot(labels):
+def _multi_hot(labels: Tensor) -> Tensor:
     """Float32 multi-hot rows, unlabelled rows (any negative entry) zeroed, and their sizes."""
     y = ops.cast(labels, "float32")
     y = ops.where(ops.all(y >= 0, axis=-1, keepdims=True), y, 0.0)

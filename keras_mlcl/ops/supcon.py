@@ -1,5 +1,6 @@
 """SupCon from a weight matrix or from labels: the two front ends of the blockwise kernel."""
 
+from collections.abc import Callable
 from collections.abc import Sequence
 
 import keras
@@ -143,17 +144,28 @@ def supcon_from_weights(
     return loss, n_positives > 0
 
 
+PairWeights = Callable[[list[Tensor], list[Tensor]], Tensor]
+"""A positive rule as a function: `rule(anchor_labels, candidate_labels)` -> `(T, M, N)` weights.
+
+Its arguments are one label tensor per head, for a block of `M` anchors and for
+all `N` candidates; it returns the positive weights of each term (head, or
+weight set over shared embeddings)."""
+
+
 def supcon_from_labels(
     anchors: Tensor,
     candidates: Tensor,
     anchor_labels: Tensor | Sequence[Tensor],
     candidate_labels: Tensor | Sequence[Tensor],
     temperature: float | Tensor,
-    rule: str | Sequence[str] = "equal",
+    rule: str | Sequence[str] | PairWeights = "equal",
     anchor_offset: int | Tensor | None = 0,
     normalization: str = "count",
     block_size: int | None = None,
     candidate_mask: Tensor | None = None,
+    min_weight: float = 0.0,
+    binary: bool | None = None,
+    anchor_weights: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Per-anchor SupCon of `M` anchors against `N` candidates, from labels, block by block.
 
@@ -163,7 +175,8 @@ def supcon_from_labels(
     blocks: each block of anchor rows gets its positive weights from its
     labels (`pair_weights`), its complete log-sum-exp, and, in the
     backward pass, its closed-form gradient recomputed (see
-    `keras_mlcl.ops.blockwise.supcon_rows`).
+    `keras_mlcl.ops.blockwise.supcon_rows`). Every contrastive loss of
+    `keras_mlcl.losses` is computed by this function.
 
     The anchors are a replica's own rows of a gathered batch
     (`anchor_offset` = their first row), the whole batch (`anchor_offset=0`,
@@ -181,8 +194,10 @@ def supcon_from_labels(
             (heads may have different rules and label widths).
         candidate_labels: the candidates' labels, the same kind.
         temperature: a positive float, or `(H,)` with heads.
-        rule: a rule of `positive_weights`, or a list of `H` rules.
-            Defaults to `"equal"`.
+        rule: a rule of `positive_weights`, a list of `H` rules, or a
+            function `rule(anchor_labels, candidate_labels)` of the label
+            lists returning `(T, M, N)` weights (labels are then passed as
+            they are, unchecked). Defaults to `"equal"`.
         anchor_offset: the candidate index of anchor 0, or None. Defaults
             to 0.
         normalization: `"count"` (default) or `"weight"`.
@@ -190,9 +205,17 @@ def supcon_from_labels(
             the `(H, M, N)` matrix holds at most 2**22 values, else blocks
             of about 2**22 / (H * N) rows (16 MB float32 buffers).
         candidate_mask: optional `(N,)` booleans, False for empty slots.
+        min_weight: weights of named rules below it become 0. Defaults to 0.
+        binary: whether every weight is 0 or 1 (a cheaper kernel). Defaults
+            to None: True for binary named rules, False for a function.
+        anchor_weights: optional `(H, M)` weights of the anchors. When
+            given, the kernel returns their weighted sum of losses, `(T,)`,
+            instead of per-anchor losses (one pass, no per-anchor output).
 
     Returns:
-        A tuple `(loss, valid)`, `(M,)` (or `(H, M)` with heads).
+        A tuple `(loss, valid)`: the per-anchor losses `(M,)` (or `(T, M)`
+        with heads; `(T,)` sums with `anchor_weights`) and the booleans of
+        the anchors with a positive, `(M,)` or `(T, M)`.
 
     Example:
 
@@ -200,7 +223,9 @@ def supcon_from_labels(
     ...                                  [0.0, 1.0], [0.0, 1.0]])
     >>> labels = keras.ops.convert_to_tensor([0, 0, 1, 1])
     >>> loss, valid = supcon_from_labels(z[2:], z, labels[2:], labels, 1.0,
-    ...                                  anchor_offset=2)  # 0.551445 each
+    ...                                  anchor_offset=2)
+    >>> [round(float(v), 6) for v in keras.ops.convert_to_numpy(loss)]
+    [0.551445, 0.551445]
     """
     check_choice("normalization", normalization, NORMALIZATIONS)
     if block_size is not None:
@@ -214,29 +239,38 @@ def supcon_from_labels(
             f"leading heads axis. Received shapes {tuple(anchors.shape)} and "
             f"{tuple(candidates.shape)}"
         )
-    rules: list[str] = [rule] if isinstance(rule, str) else list(rule)
     if heads:
         anchor_labels, candidate_labels = list(anchor_labels), list(candidate_labels)
     else:
         anchor_labels, candidate_labels = [anchor_labels], [candidate_labels]
         anchors, candidates = anchors[None], candidates[None]
-    if len(rules) == 1:
-        rules = rules * len(anchor_labels)
-    if not len(rules) == len(anchor_labels) == len(candidate_labels) == anchors.shape[0]:
-        raise ValueError(
-            "With heads, `anchor_labels`, `candidate_labels` and `rule` (a list, or one "
-            f"rule for all) should have one entry per head ({anchors.shape[0]}). Received "
-            f"{len(anchor_labels)}, {len(candidate_labels)} and {len(rules)}"
-        )
-    anchor_labels = [
-        check_labels_for_rule(y, r, "anchor_labels")
-        for y, r in zip(anchor_labels, rules, strict=True)
-    ]
-    candidate_labels = [
-        check_labels_for_rule(y, r, "candidate_labels")
-        for y, r in zip(candidate_labels, rules, strict=True)
-    ]
-    weights_fn = labels_weights_fn(anchor_labels, candidate_labels, rules)
+    if callable(rule):
+        weights = rule
+    else:
+        rules = [rule] if isinstance(rule, str) else list(rule)
+        if len(rules) == 1:
+            rules = rules * len(anchor_labels)
+        if not len(rules) == len(anchor_labels) == len(candidate_labels) == anchors.shape[0]:
+            raise ValueError(
+                "With heads, `anchor_labels`, `candidate_labels` and `rule` (a list, or one "
+                f"rule for all) should have one entry per head ({anchors.shape[0]}). Received "
+                f"{len(anchor_labels)}, {len(candidate_labels)} and {len(rules)}"
+            )
+        anchor_labels = [
+            check_labels_for_rule(y, r, "anchor_labels")
+            for y, r in zip(anchor_labels, rules, strict=True)
+        ]
+        candidate_labels = [
+            check_labels_for_rule(y, r, "candidate_labels")
+            for y, r in zip(candidate_labels, rules, strict=True)
+        ]
+        weights = rule_weights(rules, min_weight)
+        if binary is None:
+            binary = all(r in BINARY_RULES for r in rules)
+
+    def weights_fn(start: int | Tensor, rows: int | None) -> Tensor:
+        return weights([take_rows(y, start, rows) for y in anchor_labels], candidate_labels)
+
     if candidate_mask is not None:
         candidate_mask = ops.cast(as_tensor(candidate_mask), "bool")
     loss, n_positives = supcon_rows(
@@ -244,41 +278,48 @@ def supcon_from_labels(
         candidates,
         inverse_temperature(temperature, anchors.dtype),
         weights_fn,
-        binary=all(r in BINARY_RULES for r in rules),
+        binary=bool(binary),
         normalization=normalization,
         anchor_offset=anchor_offset,
         candidate_mask=candidate_mask,
         block_rows=block_size
         or auto_block_rows(anchors.shape[-2], candidates.shape[-2], anchors.shape[0]),
+        anchor_weights=anchor_weights,
     )
     if not heads:
         loss, n_positives = loss[0], n_positives[0]
     return loss, n_positives > 0
 
 
-def labels_weights_fn(anchor_labels, candidate_labels, rules, min_weight=0.0):
-    """The `weights_fn` of `supcon_rows` for per-head labels and rules.
+def rule_weights(rules: Sequence[str], min_weight: float = 0.0) -> PairWeights:
+    """The named positive rules of each head as one `PairWeights` function.
 
     Args:
-        anchor_labels: a list of checked label tensors, one per head.
-        candidate_labels: the candidates' labels, the same kinds.
-        rules: one rule per head.
+        rules: one rule of `positive_weights` per head.
         min_weight: weights below it become 0. Defaults to 0.
 
     Returns:
-        `weights_fn(start, rows) -> (H, rows, N)` float32 weights.
-    """
+        `weights(anchor_labels, candidate_labels) -> (H, M, N)` float32.
 
-    def weights_fn(start, rows):
+    Example:
+
+    >>> weights = rule_weights(["equal"])
+    >>> labels = keras.ops.convert_to_tensor([0, 0, 1])
+    >>> keras.ops.convert_to_numpy(weights([labels[:1]], [labels])).tolist()
+    [[[1.0, 1.0, 0.0]]]
+    """
+    rules = list(rules)
+
+    def weights(anchor_labels: list[Tensor], candidate_labels: list[Tensor]) -> Tensor:
         blocks = []
         for own, other, rule in zip(anchor_labels, candidate_labels, rules, strict=True):
-            w = pair_weights(take_rows(own, start, rows), other, rule)
+            w = pair_weights(own, other, rule)
             if min_weight > 0:
                 w = ops.where(w >= min_weight, w, 0.0)
             blocks.append(w)
         return ops.stack(blocks)
 
-    return weights_fn
+    return weights
 
 
 def float_embeddings(z: Tensor) -> Tensor:

@@ -3,8 +3,13 @@
 They run in the snippet's child process (with its devices or process group)
 after the snippet itself: a loss used on its own inside a replica, sample
 weights, `reduction="none"`, gradients with respect to the embeddings, and
-the memory bank under data parallelism.
+the memory bank under data parallelism, and a loss written for the tests
+(tests/losses/ordinal_supcon.py, which has no hook for data parallelism).
 """
+
+from pathlib import Path
+
+ORDINAL_SUPCON = (Path(__file__).parents[1] / "losses" / "ordinal_supcon.py").read_text()
 
 TENSORFLOW = """
 # --- extra checks (tests/distribution/multi_replica_checks.py) ---
@@ -82,7 +87,9 @@ for slots in bank.embedding_slots.values():
 print("extra checks passed")
 """
 
-TORCH = """
+TORCH = (
+    ORDINAL_SUPCON
+    + """
 # --- extra checks (tests/distribution/multi_replica_checks.py) ---
 import torch  # noqa: E402
 
@@ -105,6 +112,11 @@ z_local = torch.tensor(z[mine], requires_grad=True)
 value = SupCon(temperature=0.2)(labels[mine], z_local)
 value.backward()
 rows = SupCon(temperature=0.2, reduction="none")(labels[mine], z[mine]).numpy()
+ages = rng.integers(0, 5, 8)
+ordinal = OrdinalSupCon(temperature=0.3)
+ordinal_local = torch.tensor(z[mine], requires_grad=True)
+ordinal_value = ordinal(ages[mine], ordinal_local)
+ordinal_value.backward()
 dist.destroy_process_group()  # the single-process reference below
 
 z_all = torch.tensor(z, requires_grad=True)
@@ -118,8 +130,17 @@ np.testing.assert_allclose(rows, single_rows[mine], atol=1e-6)
 np.testing.assert_allclose(
     z_local.grad.numpy() / processes, z_all.grad.numpy()[mine], atol=1e-6
 )
+# The new loss, gathered like every loss: the global value and gradient.
+ordinal_all = torch.tensor(z, requires_grad=True)
+ordinal_single = ordinal(ages, ordinal_all)
+ordinal_single.backward()
+np.testing.assert_allclose(float(ordinal_value), float(ordinal_single), atol=1e-6)
+np.testing.assert_allclose(
+    ordinal_local.grad.numpy() / processes, ordinal_all.grad.numpy()[mine], atol=1e-6
+)
 print("extra checks passed")
 """
+)
 
 JAX = """
 # --- extra checks (tests/distribution/multi_replica_checks.py) ---

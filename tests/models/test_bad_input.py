@@ -102,3 +102,14 @@ def test_heads_and_loss_types():
         ContrastiveModel(problems.encoder(), heads=keras.layers.Dense(3))
     with pytest.raises(ValueError, match="`loss` should be a keras_mlcl contrastive loss"):
         ContrastiveModel(problems.encoder(), heads={"z": 4}, loss="mse")
+
+
+def test_compile_loss_is_refused_not_ignored():
+    # Training uses the constructor's loss: a loss given to `compile` would be ignored.
+    model = problems.model()
+    with pytest.raises(ValueError, match=r"takes no `loss`.*Received: `loss`='mse'"):
+        model.compile(optimizer="adam", loss="mse")
+    with pytest.raises(ValueError, match="takes no `loss`"):
+        model.compile("adam", SupCon())
+    model.compile(optimizer="adam")  # and the model still compiles without one
+    assert model.optimizer is not None

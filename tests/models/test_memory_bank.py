@@ -142,10 +142,11 @@ def test_multilabel_columns_with_references():
     z = {"a": unit_rows(rng, 10, 3), "b": unit_rows(rng, 10, 3)}
     bank_z = {"a": unit_rows(rng, 6, 3), "b": unit_rows(rng, 6, 3)}
     columns = {"a": [0, 1], "b": [2, 3, 4]}
-    bank_labels = {h: bank_multi_hot[:, c] for h, c in columns.items()}
+    # References come in the labels' own structure: here one multi-hot array.
     per_head = loss.head_losses(
-        multi_hot, z, reference_embeddings=bank_z, reference_labels=bank_labels
+        multi_hot, z, reference_embeddings=bank_z, reference_labels=bank_multi_hot
     )
+    bank_labels = {h: bank_multi_hot[:, c] for h, c in columns.items()}
     labels = {h: multi_hot[:, c] for h, c in columns.items()}
     _, expected = multi_level_expected(loss, labels, z, bank_labels, bank_z)
     for name in loss.heads:

@@ -223,7 +223,8 @@ def test_native_kernel_equals_the_keras_ops_kernel(rule, block_size):
     # agree, for two heads with their own rules, a replica's slice of rows
     # and empty slots.
     from keras_mlcl.ops.blockwise import supcon_rows as dispatched
-    from keras_mlcl.ops.supcon import labels_weights_fn
+    from keras_mlcl.ops.blockwise import take_rows
+    from keras_mlcl.ops.supcon import rule_weights
 
     rng = np.random.default_rng(11)
     n, rows, offset = 24, 10, 7
@@ -244,7 +245,9 @@ def test_native_kernel_equals_the_keras_ops_kernel(rule, block_size):
             x[:, offset : offset + rows],
             x,
             t,
-            labels_weights_fn(anchor_labels, labels, rules),
+            lambda start, size: rule_weights(rules)(
+                [take_rows(y, start, size) for y in anchor_labels], labels
+            ),
             binary=rule == "equal",
             normalization="count",
             anchor_offset=offset,
