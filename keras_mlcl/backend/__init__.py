@@ -2,12 +2,13 @@
 
 Keras offers no common API for a few things keras-mlcl needs: whether a
 tensor's values are known or traced, collectives across data-parallel
-replicas, a SavedModel export from every backend, and a compiled
-forward-and-gradient step to time. `tensorflow.py`, `jax.py` and `torch.py`
+replicas, a SavedModel export from every backend, and a native SupCon kernel
+where Keras' per-op dispatch is slow. `tensorflow.py`, `jax.py` and `torch.py`
 each implement them for their backend only; this package imports the one
 named by `keras.backend.backend()` (once, at import) and binds its functions
 here. Every other module calls these names and never branches on the
-backend.
+backend. What only the benchmarks need (timed, compiled steps, the
+profiler) is in `keras_mlcl.bench.backend`, chosen the same way.
 
 Tensors:
 
@@ -34,7 +35,6 @@ Kernels:
 - `fast_supcon_rows()`: a native SupCon kernel with the contract of
   `keras_mlcl.ops.blockwise.supcon_rows`, or None where the `keras.ops`
   kernel is the fastest (torch has one: Keras' per-op dispatch costs there).
-
 - `fori_loop(lower, upper, body_fun, init_val)`: `keras.ops.fori_loop` whose
   iterations run one at a time (the blockwise kernel's memory bound).
 
@@ -42,15 +42,6 @@ Export:
 
 - `export_saved_model(model, filepath, input_signature, modules, verbose)`:
   writes a TF SavedModel (in a TensorFlow child process from torch).
-
-Benchmarks (called by `keras_mlcl.bench`):
-
-- `default_mode()`: the compilation mode the runners use by default.
-- `gradient_runner(fn, x, args, mode)` and `matmul_runner(z, cotangent, mode)`:
-  `(run, step, step_args)`, `run` a zero-argument callable that computes a
-  forward pass and its gradient and waits for the result.
-- `peak_memory_mb(run, step, step_args)`: `(method, MB or None)`.
-- `library_details()`: the backend library's version (and torch's threads).
 """
 
 import importlib
@@ -79,11 +70,6 @@ broadcast = active.broadcast
 export_saved_model = active.export_saved_model
 fast_supcon_rows = active.fast_supcon_rows
 fori_loop = active.fori_loop
-default_mode = active.default_mode
-gradient_runner = active.gradient_runner
-matmul_runner = active.matmul_runner
-peak_memory_mb = active.peak_memory_mb
-library_details = active.library_details
 
 __all__ = [
     "all_gather",
@@ -91,15 +77,10 @@ __all__ = [
     "average_gradients",
     "broadcast",
     "concrete_numpy",
-    "default_mode",
     "export_saved_model",
     "fast_supcon_rows",
     "fori_loop",
-    "gradient_runner",
-    "library_details",
     "loss_scale",
-    "matmul_runner",
-    "peak_memory_mb",
     "process_group_size",
     "replica_count",
     "replica_offset",

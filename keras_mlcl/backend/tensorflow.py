@@ -7,17 +7,22 @@ gradients are *summed*, so Keras scales each replica's loss by
 """
 
 import contextlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_mlcl.backend.single_process import average_gradients  # noqa: F401
 from keras_mlcl.backend.single_process import broadcast  # noqa: F401
 from keras_mlcl.backend.single_process import export_saved_model  # noqa: F401
 from keras_mlcl.backend.single_process import process_group_size  # noqa: F401
+from keras_mlcl.utils.types import Tensor
 
 
-def concrete_numpy(x):
+def concrete_numpy(x: Any) -> np.ndarray | None:
     """`x` as a NumPy array when executing eagerly, else `None`."""
     if not tf.executing_eagerly() or not hasattr(x, "numpy"):
         return None
@@ -26,7 +31,7 @@ def concrete_numpy(x):
     return keras.ops.convert_to_numpy(x)
 
 
-def as_tensor(x):
+def as_tensor(x: Any) -> Tensor:
     """`keras.ops.convert_to_tensor`, reading a `tf.Variable`/`keras.Variable`.
 
     `keras.ops.convert_to_tensor` returns such a variable unchanged; it lacks
@@ -40,7 +45,7 @@ def as_tensor(x):
     return keras.ops.convert_to_tensor(x)
 
 
-def _replica_context():
+def _replica_context() -> tf.distribute.ReplicaContext | None:
     """The replica context of a multi-replica strategy, else `None`."""
     if tf.distribute.in_cross_replica_context():
         return None
@@ -50,25 +55,25 @@ def _replica_context():
     return context
 
 
-def replica_count():
+def replica_count() -> int:
     """`num_replicas_in_sync` inside a multi-replica context, else 1."""
     context = _replica_context()
     return 1 if context is None else int(context.num_replicas_in_sync)
 
 
-def loss_scale():
+def loss_scale() -> float:
     """`1 / num_replicas_in_sync`: strategies sum the replicas' gradients."""
     return 1.0 / replica_count()
 
 
-def variable_scope(model):
+def variable_scope(model: keras.Model) -> AbstractContextManager:
     """The model's strategy scope, so new variables are mirrored like its own."""
     if hasattr(model, "distribute_strategy"):
         return model.distribute_strategy.scope()
     return contextlib.nullcontext()
 
 
-def all_gather(x):
+def all_gather(x: Tensor) -> Tensor:
     """`x` concatenated along axis 0 over the strategy's replicas.
 
     The gradient of a replica's rows is the sum over replicas. `x` goes
@@ -85,7 +90,7 @@ def all_gather(x):
     return gathered
 
 
-def replica_offset(local_size):
+def replica_offset(local_size: int | Tensor) -> int | Tensor:
     """The rows of the replicas before this one (a scalar tensor)."""
     context = _replica_context()
     if context is None:
@@ -94,57 +99,14 @@ def replica_offset(local_size):
     return tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
 
 
-def default_mode():
-    return "tf.function(jit_compile=True)"
-
-
-def gradient_runner(fn, x, args, mode):
-    """`fn(x, *args)` (a scalar) and its gradient in `x`, XLA-compiled."""
-
-    @tf.function(jit_compile=True)
-    def step(x, *args):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            value = fn(x, *args)
-        return value, tape.gradient(value, x)
-
-    x, args = tf.constant(x), [tf.constant(a) for a in args]
-    return lambda: step(x, *args), step, (x, *args)
-
-
-def matmul_runner(z, cotangent, mode):
-    """The bare `s = z @ z.T` and its gradient for `cotangent`, XLA-compiled."""
-
-    @tf.function(jit_compile=True)
-    def step(z, c):
-        with tf.GradientTape() as tape:
-            tape.watch(z)
-            s = keras.ops.matmul(z, keras.ops.transpose(z))
-        return s, tape.gradient(s, z, output_gradients=c)
-
-    z, c = tf.constant(z), tf.constant(cotangent)
-    return lambda: step(z, c), step, (z, c)
-
-
-def peak_memory_mb(run, step, step_args):
-    """Not measured: TensorFlow keeps no CPU allocator statistics.
-
-    The process's resident set does not grow either once TensorFlow's
-    allocator holds the buffers, so there is no honest number.
-    """
-    return "not measured on this backend (no CPU allocator statistics)", None
-
-
-def library_details():
-    return {"tensorflow": tf.__version__}
-
-
-def fast_supcon_rows():
+def fast_supcon_rows() -> None:
     """None: the `keras.ops` kernel is the SupCon kernel here (XLA / Grappler fuse its passes)."""
     return None
 
 
-def fori_loop(lower, upper, body_fun, init_val):
+def fori_loop(
+    lower: int | Tensor, upper: int | Tensor, body_fun: Callable[[Any, Any], Any], init_val: Any
+) -> Any:
     """`keras.ops.fori_loop` with one iteration at a time (`parallel_iterations=1`).
 
     Outside XLA, `tf.while_loop` starts up to 10 iterations at once; the

@@ -13,49 +13,54 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
 
 import keras
+import numpy as np
 import torch
 import torch.distributed as dist
-from torch.profiler import ProfilerActivity
-from torch.profiler import profile
+
+from keras_mlcl.utils.types import Tensor
 
 
-def concrete_numpy(x):
+def concrete_numpy(x: Any) -> np.ndarray | None:
     """`x` as a NumPy array unless `torch.compile` is tracing or it is symbolic."""
     if torch.compiler.is_compiling() or isinstance(x, keras.KerasTensor):
         return None
     return keras.ops.convert_to_numpy(x)
 
 
-def as_tensor(x):
+def as_tensor(x: Any) -> Tensor:
     """`keras.ops.convert_to_tensor` (it already reads variables on PyTorch)."""
     return keras.ops.convert_to_tensor(x)
 
 
-def _world_size():
+def _world_size() -> int:
     """The size of the default process group (1 if none)."""
     if not (dist.is_available() and dist.is_initialized()):
         return 1
     return dist.get_world_size()
 
 
-def replica_count():
+def replica_count() -> int:
     """The world size of the default process group, 1 without one."""
     return _world_size()
 
 
-def loss_scale():
+def loss_scale() -> float:
     """1: process groups average the gradients."""
     return 1.0
 
 
-def variable_scope(model):
+def variable_scope(model: keras.Model) -> AbstractContextManager:
     """A no-op: each process holds its own copy of the variables."""
     return contextlib.nullcontext()
 
 
-def all_gather(x):
+def all_gather(x: Tensor) -> Tensor:
     """`x` concatenated along axis 0 over the processes, in rank order.
 
     Processes may hold different numbers of rows. Differentiable: the
@@ -75,14 +80,14 @@ def all_gather(x):
     return gathered.to(torch.bool) if is_bool else gathered
 
 
-def replica_offset(local_size):
+def replica_offset(local_size: int | Tensor) -> int:
     """The rows of the processes of lower rank (an int)."""
     if _world_size() == 1:
         return 0
     return sum(_sizes(int(local_size))[: dist.get_rank()])
 
 
-def _sizes(local_size):
+def _sizes(local_size: int) -> list[int]:
     """Every process's `local_size`, in rank order."""
     size = torch.tensor([local_size], dtype=torch.int64)
     sizes = [torch.zeros_like(size) for _ in range(dist.get_world_size())]
@@ -90,7 +95,7 @@ def _sizes(local_size):
     return [int(s.item()) for s in sizes]
 
 
-def _gather_padded(x, sizes):
+def _gather_padded(x: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
     """`all_gather` of `x` padded to the longest process's rows, then trimmed."""
     longest = max(sizes)
     padded = x.contiguous()
@@ -106,19 +111,19 @@ class _AllGather(torch.autograd.Function):
     """All-gather whose backward sums the gradients over processes."""
 
     @staticmethod
-    def forward(ctx, x, sizes, rank):
+    def forward(ctx: Any, x: torch.Tensor, sizes: list[int], rank: int) -> torch.Tensor:
         ctx.sizes, ctx.rank = sizes, rank
         return _gather_padded(x, sizes)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         grad = grad.contiguous().clone()
         dist.all_reduce(grad, op=dist.ReduceOp.SUM)
         start = sum(ctx.sizes[: ctx.rank])
         return grad[start : start + ctx.sizes[ctx.rank]], None, None
 
 
-def process_group_size():
+def process_group_size() -> int:
     """The `torch.distributed` world size; raises `ValueError` without a group."""
     if not (dist.is_available() and dist.is_initialized()):
         raise ValueError(
@@ -128,7 +133,7 @@ def process_group_size():
     return dist.get_world_size()
 
 
-def average_gradients(variables):
+def average_gradients(variables: Sequence[keras.Variable]) -> list[Any]:
     """Hooks that average each variable's gradient over processes.
 
     Returns:
@@ -136,7 +141,7 @@ def average_gradients(variables):
     """
     world_size = process_group_size()
 
-    def average(parameter):
+    def average(parameter: torch.Tensor) -> None:
         if parameter.grad is not None:
             dist.all_reduce(parameter.grad, op=dist.ReduceOp.SUM)
             parameter.grad.div_(world_size)
@@ -144,7 +149,7 @@ def average_gradients(variables):
     return [v.value.register_post_accumulate_grad_hook(average) for v in variables]
 
 
-def broadcast(variables, source=0):
+def broadcast(variables: Sequence[keras.Variable], source: int = 0) -> None:
     """Copies every variable's value from process `source` to the others."""
     process_group_size()
     with torch.no_grad():
@@ -154,7 +159,13 @@ def broadcast(variables, source=0):
             variable.assign(value)
 
 
-def export_saved_model(model, filepath, input_signature, modules=(), verbose=False):
+def export_saved_model(
+    model: keras.Model,
+    filepath: str | os.PathLike,
+    input_signature: Sequence[Any],
+    modules: Sequence[str] = (),
+    verbose: bool = False,
+) -> None:
     """A TF SavedModel written by a TensorFlow-backend child process.
 
     Keras' own export from torch goes through `torch.export` and `torch_xla`
@@ -190,63 +201,7 @@ def export_saved_model(model, filepath, input_signature, modules=(), verbose=Fal
         print(result.stdout)
 
 
-def default_mode():
-    return "eager"
-
-
-def _runner(forward, inputs, backward):
-    """`run()`: `forward` on a fresh leaf copy of `inputs[0]`, `backward`, the gradient."""
-    first, rest = torch.as_tensor(inputs[0]), [torch.as_tensor(a) for a in inputs[1:]]
-
-    def run():
-        leaf = first.detach().requires_grad_(True)
-        value = forward(leaf, *rest)
-        backward(value)
-        return value.detach(), leaf.grad
-
-    return run
-
-
-def gradient_runner(fn, x, args, mode):
-    """`fn(x, *args)` (a scalar) and its gradient in `x`, eager or `torch.compile`."""
-    forward = torch.compile(fn) if mode == "torch.compile" else fn
-    return _runner(forward, [x, *args], lambda value: value.backward()), None, None
-
-
-def matmul_runner(z, cotangent, mode):
-    """The bare `s = z @ z.T` and its gradient for `cotangent`, eager or `torch.compile`."""
-
-    def product(t):
-        return keras.ops.matmul(t, keras.ops.transpose(t))
-
-    forward = torch.compile(product) if mode == "torch.compile" else product
-    c = torch.as_tensor(cotangent)
-    return _runner(forward, [z], lambda s: s.backward(c)), None, None
-
-
-def peak_memory_mb(run, step, step_args):
-    """The torch profiler's peak of the bytes allocated during one `run()`."""
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
-        run()
-    # Allocations count at the start of the op that made them (its own,
-    # children excluded), frees as "[memory]" events when they happen.
-    events = sorted(
-        (e for e in profiler.events() if e.self_cpu_memory_usage != 0),
-        key=lambda e: e.time_range.start,
-    )
-    current = peak = 0
-    for event in events:
-        current += event.self_cpu_memory_usage
-        peak = max(peak, current)
-    return "torch profiler, bytes allocated during the call", peak / 2**20
-
-
-def library_details():
-    """torch's version and its intra-op thread count."""
-    return {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}
-
-
-def fast_supcon_rows():
+def fast_supcon_rows() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     """The native SupCon kernel: a `torch.autograd.Function` with in-place row passes.
 
     Returns:
@@ -258,6 +213,8 @@ def fast_supcon_rows():
     return supcon_rows
 
 
-def fori_loop(lower, upper, body_fun, init_val):
+def fori_loop(
+    lower: int | Tensor, upper: int | Tensor, body_fun: Callable[[Any, Any], Any], init_val: Any
+) -> Any:
     """`keras.ops.fori_loop`: its iterations already run one after another here."""
     return keras.ops.fori_loop(lower, upper, body_fun, init_val)

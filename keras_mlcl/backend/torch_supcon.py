@@ -5,7 +5,12 @@ with the closed-form gradient. Every `N`-wide pass is an in-place ATen op or a f
 (`softmax`), and with a single block the backward is two matmuls and no `M x N` pass.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
+
+WeightsFn = Callable[[int, int], torch.Tensor]
 
 NORMALIZATIONS = ("count", "weight")
 
@@ -15,16 +20,16 @@ _MASKED_LOGIT = -1e30
 
 
 def supcon_rows(
-    anchors,
-    candidates,
-    inverse_temperature,
-    weights_fn,
-    binary,
-    normalization,
-    anchor_offset=None,
-    candidate_mask=None,
-    block_rows=None,
-):
+    anchors: torch.Tensor,
+    candidates: torch.Tensor,
+    inverse_temperature: torch.Tensor,
+    weights_fn: WeightsFn,
+    binary: bool,
+    normalization: str,
+    anchor_offset: int | torch.Tensor | None = None,
+    candidate_mask: torch.Tensor | None = None,
+    block_rows: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-term, per-anchor SupCon losses of anchors against candidates, block by block.
 
     For term `t` (a head, or a level sharing the similarities) and anchor `i`:
@@ -59,8 +64,8 @@ def supcon_rows(
         normalization: `"count"` or `"weight"`.
         anchor_offset: None (anchors are not candidates), or an int or 0-d integer tensor:
             anchor `i` is candidate `anchor_offset + i`. Defaults to None.
-        candidate_mask: None or a bool tensor `(N,)`, False marking an empty slot.
-            Defaults to None.
+        candidate_mask: None or a bool tensor `(N,)`, or `(H, N)` for slots that differ
+            per head, False marking an empty slot. Defaults to None.
         block_rows: anchors per block; None (default) or `>= M` means one block.
 
     Returns:
@@ -73,7 +78,8 @@ def supcon_rows(
     >>> labels = torch.tensor([0, 0, 1, 1])
     >>> weights = lambda start, rows: (labels[start:start + rows, None] == labels).float()[None]
     >>> loss, n = supcon_rows(z, z, torch.tensor(1.0), weights, True, "count", 0)
-    >>> # every anchor: log(1 + 2 * exp(-1)) = 0.551445, with one positive
+    >>> loss.round(decimals=4), n  # every anchor: log(1 + 2 exp(-1)), one positive
+    (tensor([[0.5514, 0.5514, 0.5514, 0.5514]]), tensor([[1., 1., 1., 1.]]))
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(
@@ -104,19 +110,21 @@ def supcon_rows(
 
 
 class _SupConRows(torch.autograd.Function):
+    """The loops over blocks, wired into autograd: what `forward` saves, `backward` reads."""
+
     @staticmethod
     def forward(
-        ctx,
-        anchors,
-        candidates,
-        inverse_temperature,
-        weights_fn,
-        binary,
-        normalization,
-        anchor_offset,
-        candidate_mask,
-        block_rows,
-    ):
+        ctx: Any,
+        anchors: torch.Tensor,
+        candidates: torch.Tensor,
+        inverse_temperature: torch.Tensor,
+        weights_fn: WeightsFn,
+        binary: bool,
+        normalization: str,
+        anchor_offset: int | torch.Tensor | None,
+        candidate_mask: torch.Tensor | None,
+        block_rows: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         rows = anchors.shape[1]
         losses, counts, sums = [], [], []
         kept = None
@@ -132,11 +140,8 @@ class _SupConRows(torch.autograd.Function):
                 start,
                 stop,
             )
-            weight_sum, weighted_logits, n_positives = block.statistics(binary, normalization)
-            log_denominator = block.softmax_()
-            raw = weight_sum * log_denominator - weighted_logits
-            valid = n_positives > 0
-            losses.append(torch.where(valid, raw / torch.where(valid, n_positives, 1.0), 0.0))
+            loss, n_positives, weight_sum = _block_forward(block, binary, normalization)
+            losses.append(loss)
             counts.append(n_positives)
             sums.append(weight_sum)
             if block_rows == rows:
@@ -147,14 +152,14 @@ class _SupConRows(torch.autograd.Function):
         ctx.has_mask = candidate_mask is not None
         ctx.folded = kept is not None and kept[1] is None
         saved = [anchors, candidates, inverse_temperature, n_positives, torch.cat(sums, dim=-1)]
-        saved.append(candidate_mask if ctx.has_mask else n_positives)
+        saved.append(candidate_mask if candidate_mask is not None else n_positives)
         if kept is not None:
-            saved.extend(kept if kept[1] is not None else kept[:1])
+            saved.extend(t for t in kept if t is not None)
         ctx.save_for_backward(*saved)
         return loss, n_positives
 
     @staticmethod
-    def backward(ctx, upstream, _):
+    def backward(ctx: Any, upstream: torch.Tensor, _: Any) -> tuple[torch.Tensor | None, ...]:
         anchors, candidates, inverse_temperature, n_positives, weight_sum, mask, *kept = (
             ctx.saved_tensors
         )
@@ -191,23 +196,86 @@ class _SupConRows(torch.autograd.Function):
                 negative, scale = _negative_logit_gradient(
                     probabilities, weights, c, weight_sum[:, start:stop], ctx.anchor_offset, start
                 )
-            # G = -scale * negative: grad_a = t G C, grad_c = t G^T A, grad_t = sum a . (G C).
-            block_a = anchors[:, start:stop]
-            if need_a or need_t:
-                product = torch.matmul(negative, candidates).mul_(scale)
-                if need_t:
-                    grad_t -= torch.einsum("hmd,hmd->h", product, block_a)
-                if need_a:
-                    grad_a[:, start:stop] = product.mul_(-inverse_temperature)
-            if need_c:
-                right = block_a * (-inverse_temperature * scale)
-                grad_c += torch.matmul(negative.transpose(-1, -2), right)
-        if need_t:
+            _block_backward_(
+                negative,
+                scale,
+                anchors[:, start:stop],
+                candidates,
+                inverse_temperature,
+                None if grad_a is None else grad_a[:, start:stop],
+                grad_c,
+                grad_t,
+            )
+        if grad_t is not None:
             grad_t = grad_t.sum() if inverse_temperature.dim() == 0 else grad_t.view(-1, 1, 1)
         return grad_a, grad_c, grad_t, None, None, None, None, None, None
 
 
-def _negative_logit_gradient(probabilities, weights, coefficient, weight_sum, offset, start):
+def _block_forward(
+    block: "_Block", binary: bool, normalization: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`(loss, n_positives, W)` of one block, `(T, rows)`; masks its logits, keeps its softmax.
+
+    ```
+    loss_ti = (W_ti LSE_i - S_ti) / n_ti      (0 when n_ti = 0)
+    ```
+
+    with `W`, `S` and `n` from `_Block.statistics` and `LSE` from `_Block.softmax_`.
+    """
+    weight_sum, weighted_logits, n_positives = block.statistics(binary, normalization)
+    log_denominator = block.softmax_()
+    raw = weight_sum * log_denominator - weighted_logits
+    valid = n_positives > 0
+    loss = torch.where(valid, raw / torch.where(valid, n_positives, 1.0), 0.0)
+    return loss, n_positives, weight_sum
+
+
+def _block_backward_(
+    negative: torch.Tensor,
+    scale: torch.Tensor,
+    block_anchors: torch.Tensor,
+    candidates: torch.Tensor,
+    inverse_temperature: torch.Tensor,
+    grad_a_rows: torch.Tensor | None,
+    grad_c: torch.Tensor | None,
+    grad_t: torch.Tensor | None,
+) -> None:
+    """Adds one block's gradients, for the logit gradient `G = -scale * negative`, in place.
+
+    ```
+    d a = t G C,   d c = t G^T A,   d t = sum_i a_i . (G C)_i
+    ```
+
+    Args:
+        negative: `(H, rows, N)`, from `_negative_logit_gradient` (or the kept `w - W p`).
+        scale: the row scale `(H, rows, 1)`, or 1.
+        block_anchors: the block's anchors `(H, rows, D)`.
+        candidates: `(H, N, D)`.
+        inverse_temperature: `t`, `()` or `(H, 1, 1)`.
+        grad_a_rows: the block's rows of `d a` `(H, rows, D)`, overwritten; None when the
+            anchors need no gradient, and likewise:
+        grad_c: `d c` `(H, N, D)`, added to.
+        grad_t: `d t` per head `(H,)`, added to.
+    """
+    if grad_a_rows is not None or grad_t is not None:
+        product = torch.matmul(negative, candidates).mul_(scale)
+        if grad_t is not None:
+            grad_t -= torch.einsum("hmd,hmd->h", product, block_anchors)
+        if grad_a_rows is not None:
+            grad_a_rows.copy_(product.mul_(-inverse_temperature))
+    if grad_c is not None:
+        right = block_anchors * (-inverse_temperature * scale)
+        grad_c += torch.matmul(negative.transpose(-1, -2), right)
+
+
+def _negative_logit_gradient(
+    probabilities: torch.Tensor,
+    weights: torch.Tensor,
+    coefficient: torch.Tensor,
+    weight_sum: torch.Tensor,
+    offset: int | torch.Tensor | None,
+    start: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """`(negative, scale)` of one block with `G = -scale * negative`, self pairs zeroed.
 
     When the terms are the heads, `negative = w - W p` `(H, rows, N)` and `scale = c`
@@ -226,7 +294,7 @@ def _negative_logit_gradient(probabilities, weights, coefficient, weight_sum, of
     return negative, scale
 
 
-def _self_pairs(block, offset, start):
+def _self_pairs(block: torch.Tensor, offset: int | torch.Tensor, start: int) -> torch.Tensor:
     """The anchor-to-itself entries of a block `(H, rows, N)` of rows `start..`, `(H, rows)`."""
     if isinstance(offset, torch.Tensor):
         rows = torch.arange(block.shape[-2], device=block.device)
@@ -234,7 +302,9 @@ def _self_pairs(block, offset, start):
     return block.diagonal(offset + start, -2, -1)
 
 
-def _fill_self_pairs_(block, offset, start, value):
+def _fill_self_pairs_(
+    block: torch.Tensor, offset: int | torch.Tensor, start: int, value: float
+) -> None:
     """Writes `value` over the anchor-to-itself entries of a block, in place."""
     if isinstance(offset, torch.Tensor):
         rows = torch.arange(block.shape[-2], device=block.device)
@@ -247,15 +317,27 @@ class _Block:
     """One row block: its logits (masked in place by `softmax_`) and weights."""
 
     def __init__(
-        self, anchors, candidates, inverse_temperature, weights, offset, mask, start, stop
-    ):
+        self,
+        anchors: torch.Tensor,
+        candidates: torch.Tensor,
+        inverse_temperature: torch.Tensor,
+        weights: torch.Tensor,
+        offset: int | torch.Tensor | None,
+        mask: torch.Tensor | None,
+        start: int,
+        stop: int,
+    ) -> None:
         scaled = anchors[:, start:stop] * inverse_temperature
         self.logits = torch.matmul(scaled, candidates.transpose(-1, -2))
         if mask is not None:
+            if mask.dim() == 2:  # per head: (H, 1, N) against (H, rows, N)
+                mask = mask.unsqueeze(-2)
             weights = weights.masked_fill(~mask, 0.0)
         self.weights, self.offset, self.mask, self.start = weights, offset, mask, start
 
-    def statistics(self, binary, normalization):
+    def statistics(
+        self, binary: bool, normalization: str
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`W`, `S` and `n` of every term and anchor, `(T, rows)`, self pairs excluded."""
         weights, logits = self.weights, self.logits
         weight_sum = weights.sum(-1)
@@ -269,11 +351,11 @@ class _Block:
             self_weight = _self_pairs(weights, self.offset, self.start)
             weight_sum = weight_sum - self_weight
             weighted = weighted - self_weight * _self_pairs(logits, self.offset, self.start)
-            if count:
+            if n_positives is not None:
                 n_positives = n_positives - (self_weight > 0).float()
         return weight_sum, weighted, weight_sum if n_positives is None else n_positives
 
-    def softmax_(self):
+    def softmax_(self) -> torch.Tensor:
         """Masks the logits in place, keeps their softmax; returns `LSE`, `(H, rows)`."""
         logits = self.logits
         if self.offset is not None:
@@ -285,7 +367,7 @@ class _Block:
         # The largest p of a row is 1 / sum_j exp(l_ij - max): LSE = max - log(max p).
         return row_max - torch.log(self.probabilities.amax(-1))
 
-    def keep(self, weight_sum):
+    def keep(self, weight_sum: torch.Tensor) -> list[torch.Tensor | None]:
         """What the backward of a single block needs: `[w - W p]` when the terms are the
         heads, else `[p, w]`."""
         probabilities, weights = self.probabilities, self.weights

@@ -2,7 +2,7 @@
 
 The quality bench's grid and run settings are in `grid`, its hyper-parameter selection in
 `selection` and its text features in `text_features`; the speed bench's cases are in
-`speed_cases` and their backend-specific timing in `timing`. `report` writes the Markdown and
+`speed_cases`, their timing in `timing` and its backend-specific part in `bench.backend`. `report` writes the Markdown and
 the plots of both, and `machine` describes the machine both ran on.
 """
 

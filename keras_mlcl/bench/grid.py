@@ -8,11 +8,16 @@ any training starts.
 import itertools
 import json
 import math
+from collections.abc import Sequence
+from typing import Any
 
+from keras_mlcl.data import LabeledDataset
 from keras_mlcl.experiments.encoders import DEFAULT_ENCODER_WIDTH
-from keras_mlcl.experiments.methods import LABEL_HEAD_METHODS
 from keras_mlcl.experiments.methods import check_method_for_dataset
-from keras_mlcl.experiments.methods import parse_method
+from keras_mlcl.experiments.options import DEFAULTS
+from keras_mlcl.experiments.options import LABEL_HEAD_METHODS
+from keras_mlcl.experiments.options import METHOD_OPTIONS
+from keras_mlcl.experiments.options import options_for
 from keras_mlcl.utils.validation import check_positive_int
 
 # The baseline of every table: a linear probe on the preprocessed inputs, no training.
@@ -28,27 +33,17 @@ MULTI_LABEL_METHODS = (
     *LABEL_HEAD_METHODS,
 )
 
-# Grid parameters and the methods they apply to: `temperature` (the finest, or only, head; every
-# head of `mlcl-labels` / `mlcl-groups`), `coarse_temperature` / `coarse_weight` (the heads of
-# the coarser levels, `mlcl` only), `weight_power` (the heads' weights of `mlcl-labels` /
-# `mlcl-groups`), `ce_weight` (the joint cross-entropy of `<method>+ce`) and `encoder_width`
-# (every method on vector inputs: the MLP's hidden width, its embedding half as wide).
-GRID_PARAMETERS = (
-    "temperature",
-    "coarse_temperature",
-    "coarse_weight",
-    "weight_power",
-    "ce_weight",
-    "encoder_width",
-)
-NON_NEGATIVE_PARAMETERS = ("coarse_weight", "weight_power")
-DEFAULT_TEMPERATURE = 0.1
+# Grid parameters: the method options (`keras_mlcl.experiments.options`, each applying to the
+# methods its table entry names) and `encoder_width` (every method on vector inputs: the MLP's
+# hidden width, its embedding half as wide).
+GRID_PARAMETERS = (*(option.name for option in METHOD_OPTIONS), "encoder_width")
+NON_NEGATIVE_PARAMETERS = tuple(option.name for option in METHOD_OPTIONS if option.allows_zero)
 
 # The default grid: two candidates a method (see docs/benchmarks.md): the temperature of
 # single-head methods, the coarse heads' temperature of `mlcl` (the MLCL paper's 0.5 against the
 # finest head's 0.1), the heads' weighting of `mlcl-labels` / `mlcl-groups`, the joint
-# cross-entropy's weight. Methods missing here run with the `build_model` defaults.
-DEFAULT_GRID = {
+# cross-entropy's weight. Methods missing here run with the options' defaults.
+DEFAULT_GRID: dict[str, dict[str, list[float]]] = {
     "supcon": {"temperature": [0.1, 0.2]},
     "mlcl": {"coarse_temperature": [0.1, 0.5]},
     "himulcon": {"temperature": [0.1, 0.2]},
@@ -64,7 +59,7 @@ DEFAULT_GRID = {
 }
 
 
-def default_methods(dataset):
+def default_methods(dataset: LabeledDataset) -> list[str]:
     """The methods benchmarked by default: `raw`, then hierarchy methods or multi-label ones.
 
     Args:
@@ -80,23 +75,23 @@ def default_methods(dataset):
     return [RAW, *HIERARCHY_METHODS]
 
 
-def grid_parameters(method):
-    """The grid parameters that apply to `method` (none to `raw`)."""
+def grid_parameters(method: str) -> list[str]:
+    """The grid parameters that apply to `method`: its options, and `encoder_width` (none to
+    `raw`).
+
+    Example:
+
+    >>> grid_parameters("supcon+ce")
+    ['temperature', 'ce_weight', 'encoder_width']
+    """
     if method == RAW:
         return []
-    base, joint = parse_method(method)
-    applies = {
-        "temperature": base not in ("ce", "bce"),
-        "coarse_temperature": base == "mlcl",
-        "coarse_weight": base == "mlcl",
-        "weight_power": base in LABEL_HEAD_METHODS,
-        "ce_weight": joint,
-        "encoder_width": True,
-    }
-    return [name for name in GRID_PARAMETERS if applies[name]]
+    return [*options_for(method), "encoder_width"]
 
 
-def parse_grid(grid, methods):
+def parse_grid(
+    grid: dict[str, dict[str, Any]] | str | None, methods: Sequence[str]
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[dict[str, float]]]]:
     """Checks a grid and lists each method's candidates.
 
     Args:
@@ -130,7 +125,7 @@ def parse_grid(grid, methods):
             "`grid` should be a dict {method: {parameter: [values]}}. "
             f"Received: `grid`={grid!r}"
         )
-    checked = {}
+    checked: dict[str, dict[str, list[float]]] = {}
     for method, parameters in grid.items():
         allowed = grid_parameters(method)
         if not isinstance(parameters, dict):
@@ -152,7 +147,7 @@ def parse_grid(grid, methods):
                     f"`grid[{method!r}][{name!r}]` should be a non-empty list of numbers. "
                     f"Received: {values!r}"
                 )
-            numbers = []
+            numbers: list[float] = []
             for value in values:
                 positive = name not in NON_NEGATIVE_PARAMETERS
                 valid = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -181,7 +176,7 @@ def parse_grid(grid, methods):
     return checked, candidates
 
 
-def candidate_arguments(params):
+def candidate_arguments(params: dict[str, float]) -> dict[str, Any]:
     """A candidate as `train_and_evaluate` arguments.
 
     Returns:
@@ -190,18 +185,18 @@ def candidate_arguments(params):
     """
     own = ("temperature", "encoder_width")
     return {
-        "temperature": params.get("temperature", DEFAULT_TEMPERATURE),
+        "temperature": params.get("temperature", DEFAULTS["temperature"]),
         "encoder_width": int(params.get("encoder_width", DEFAULT_ENCODER_WIDTH)),
         "model_options": {name: value for name, value in params.items() if name not in own},
     }
 
 
-def fraction_key(fraction):
+def fraction_key(fraction: float) -> str:
     """A fraction as the text key of the results (`0.1` -> `"0.1"`, `1` -> `"1.0"`)."""
     return repr(float(fraction))
 
 
-def check_fractions(fractions):
+def check_fractions(fractions: Any) -> list[float]:
     """The training fractions in (0, 1] from a number, a list or comma-separated text."""
     if isinstance(fractions, (int, float)) and not isinstance(fractions, bool):
         fractions = [fractions]
@@ -224,7 +219,7 @@ def check_fractions(fractions):
     return checked
 
 
-def check_seeds(seeds):
+def check_seeds(seeds: Any) -> list[int]:
     """The list of seeds from a count (`3` -> `[0, 1, 2]`) or a list of non-negative ints."""
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         return list(range(check_positive_int("seeds", seeds)))
@@ -237,7 +232,7 @@ def check_seeds(seeds):
     )
 
 
-def check_epochs(epochs, fractions):
+def check_epochs(epochs: Any, fractions: Sequence[float]) -> dict[float, int]:
     """`{fraction: epochs}` from an int, or from a dict with one entry per fraction."""
     if isinstance(epochs, dict):
         by_fraction = {float(k): v for k, v in epochs.items()}
@@ -251,7 +246,7 @@ def check_epochs(epochs, fractions):
     return {f: check_positive_int("epochs", epochs) for f in fractions}
 
 
-def check_methods(methods, dataset):
+def check_methods(methods: Any, dataset: LabeledDataset) -> list[str]:
     """The method names (list or comma-separated text) checked against `dataset`.
 
     `None` gives `default_methods(dataset)`. `raw`, the baseline, always comes first, named

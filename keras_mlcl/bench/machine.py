@@ -4,16 +4,17 @@ import os
 import platform
 import shlex
 import sys
+from typing import Any
 
 import keras
 
-from keras_mlcl import backend
+from keras_mlcl.bench.backend import library_details
 
 # Environment variables that set how many threads the backends use.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "XLA_FLAGS")
 
 
-def machine_description():
+def machine_description() -> dict[str, Any]:
     """A dict describing the machine and software of this run.
 
     Returns:
@@ -28,7 +29,7 @@ def machine_description():
     >>> machine_description()["cpu_count"] == os.cpu_count()
     True
     """
-    info = {
+    info: dict[str, Any] = {
         "platform": platform.platform(),
         "processor": _processor_name(),
         "cpu_count": os.cpu_count(),
@@ -36,7 +37,7 @@ def machine_description():
         "keras": keras.__version__,
         "backend": keras.backend.backend(),
     }
-    info.update(backend.library_details())
+    info.update(library_details())
     threads = {key: os.environ[key] for key in THREAD_VARIABLES if key in os.environ}
     if threads:
         info["thread_settings"] = threads
@@ -47,7 +48,7 @@ def machine_description():
     return info
 
 
-def _processor_name():
+def _processor_name() -> str:
     """The CPU model from `/proc/cpuinfo` (Linux), else what `platform` reports."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -59,7 +60,7 @@ def _processor_name():
     return platform.processor() or platform.machine()
 
 
-def command_line():
+def command_line() -> str:
     """This process's command line, as a shell would take it (`keras-mlcl ...` for the CLI)."""
     argv = list(sys.argv) or ["python"]
     if os.path.basename(argv[0]) in ("keras-mlcl", "__main__.py"):

@@ -20,7 +20,11 @@ import datetime
 import json
 import os
 import time
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from contextlib import nullcontext
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +54,7 @@ from keras_mlcl.experiments.encoders import input_kind
 from keras_mlcl.experiments.run_folder import run_folder
 from keras_mlcl.experiments.runner import headline
 from keras_mlcl.experiments.runner import probe_split
+from keras_mlcl.experiments.runner import test_split_of
 from keras_mlcl.experiments.runner import threshold_split
 from keras_mlcl.experiments.runner import train_and_evaluate
 from keras_mlcl.utils.validation import check_choice
@@ -58,7 +63,7 @@ TEXT_FEATURES = ("tfidf", "encoder")
 TEST_FRACTION = 0.2
 
 
-def summarize(values):
+def summarize(values: Iterable[float]) -> dict[str, Any]:
     """`{"mean", "std", "runs"}` of per-seed scores (sample std, 0 for a single run)."""
     values = [float(v) for v in values]
     std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
@@ -69,14 +74,16 @@ def summarize(values):
     }
 
 
-def level_metrics(dataset):
+def level_metrics(dataset: LabeledDataset) -> dict[str, str]:
     """`{level: "accuracy" | "macro-F1"}`: the headline figure of each level."""
     return {
         level: "macro-F1" if dataset.is_multi_hot(level) else "accuracy" for level in dataset.levels
     }
 
 
-def raw_run(dataset, fraction, seed, validation_fraction):
+def raw_run(
+    dataset: LabeledDataset, fraction: float, seed: int, validation_fraction: float | None
+) -> dict[str, Any]:
     """The `raw` baseline: the linear probe on the preprocessed inputs, flattened, untrained.
 
     The rows are those `train_and_evaluate` uses with the same arguments (the fraction's
@@ -88,15 +95,16 @@ def raw_run(dataset, fraction, seed, validation_fraction):
     dataset, _, _ = probe_split(dataset, fraction, seed)
     dataset, validation = threshold_split(dataset, validation_fraction, seed)
     preprocessing = Preprocessing(input_kind(dataset.x))
+    x_test, test_labels = test_split_of(dataset)
 
-    def inputs(x):
+    def inputs(x: Any) -> np.ndarray:
         return preprocessing(x).reshape(len(x), -1)
 
     metrics = probe_scores(
         inputs(dataset.x),
         dataset.labels,
-        inputs(dataset.x_test),
-        dataset.test_labels,
+        inputs(x_test),
+        test_labels,
         val_embeddings=None if validation is None else inputs(validation.x),
         val_labels=None if validation is None else validation.labels,
     )
@@ -104,7 +112,9 @@ def raw_run(dataset, fraction, seed, validation_fraction):
     return {"linear_probe": probe, "probe_metrics": metrics, "classifier": {}}
 
 
-def summarize_runs(runs, levels):
+def summarize_runs(
+    runs: Sequence[dict[str, Any]], levels: Sequence[str]
+) -> dict[str, dict[str, Any]]:
     """`{level: entry}` over seeds: the probe's headline `summarize`d, with `metrics` (every
     probe figure) and, for a level with a classifier, `classifier` (its headline and
     `metrics`)."""
@@ -126,24 +136,24 @@ def summarize_runs(runs, levels):
 
 
 def run_quality_bench(
-    data,
-    methods,
-    fractions=(0.1, 1.0),
-    seeds=3,
-    epochs=15,
-    out=None,
-    grid=None,
-    data_dir=None,
-    verbose=0,
-    batch_size=256,
-    views=2,
-    learning_rate=1e-3,
-    validation_fraction=VALIDATION_FRACTION,
-    text_features="tfidf",
-    command=None,
-    overwrite=False,
-    protected=(),
-):
+    data: str | os.PathLike[str] | LabeledDataset,
+    methods: str | Sequence[str] | None,
+    fractions: Sequence[float] = (0.1, 1.0),
+    seeds: int | Sequence[int] = 3,
+    epochs: int | Mapping[float, int] = 15,
+    out: str | os.PathLike[str] | None = None,
+    grid: dict[str, dict[str, Any]] | str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    verbose: int = 0,
+    batch_size: int = 256,
+    views: int = 2,
+    learning_rate: float = 1e-3,
+    validation_fraction: float = VALIDATION_FRACTION,
+    text_features: str = "tfidf",
+    command: str | None = None,
+    overwrite: bool = False,
+    protected: Sequence[str | None] = (),
+) -> dict[str, dict[str, Any]]:
     """Benchmarks methods on a dataset: test score per level, mean and std over seeds.
 
     For each fraction, each method's hyper-parameters are first chosen on a validation split
@@ -191,11 +201,13 @@ def run_quality_bench(
         `{"mean", "std", "runs"}`) and, for `ce`, `bce` and `+ce` methods on the level they
         classify, `classifier` (the same for the classifier's own outputs).
 
-    Example:
+    Example (minutes of training; tests/bench/test_quality.py runs small ones):
 
-    >>> results = run_quality_bench("fashion_mnist", ["ce", "mlcl"], fractions=[0.1],
-    ...                             seeds=2, epochs=5, out="bench/fashion_mnist")
-    >>> results["mlcl"]["0.1"]["fine"]["mean"]  # test accuracy, mean of 2 seeds
+    ```python
+    results = run_quality_bench("fashion_mnist", ["ce", "mlcl"], fractions=[0.1],
+                                seeds=2, epochs=5, out="bench/fashion_mnist")
+    results["mlcl"]["0.1"]["fine"]["mean"]  # test accuracy, mean of 2 seeds
+    ```
     """
     started = time.time()
     if isinstance(data, LabeledDataset):
@@ -245,9 +257,13 @@ def run_quality_bench(
         # Text runs with the transformer still get `raw` on TF-IDF vectors: strings are no input
         # to a linear probe.
         raw_data = tfidf_features(dataset) if input_kind(dataset.x) == "text" else dataset
-        training = {"batch_size": batch_size, "views": views, "learning_rate": learning_rate}
-        results = {method: {} for method in methods}
-        chosen = {method: {} for method in methods}
+        training: dict[str, Any] = {
+            "batch_size": batch_size,
+            "views": views,
+            "learning_rate": learning_rate,
+        }
+        results: dict[str, dict[str, Any]] = {method: {} for method in methods}
+        chosen: dict[str, dict[str, Any]] = {method: {} for method in methods}
         train_sizes = {}
         total = len(methods) * len(fractions) * len(seeds)
         done = 0
@@ -336,7 +352,7 @@ def run_quality_bench(
             "command": command if command is not None else command_line(),
             "seconds": round(time.time() - started, 1),
         }
-        if out is None:
+        if folder is None:
             return results
         with open(os.path.join(folder, "results.json"), "w") as f:
             json.dump(results, f, indent=2)

@@ -2,11 +2,14 @@
 
 import json
 import os
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 
-def table_rows(results):
+def table_rows(results: dict[str, Any]) -> list[tuple[str, dict[tuple[str, str], Any]]]:
     """`[(row name, {(fraction, level): entry or None})]`: each method's probe row, followed by
     `<method> (classifier)` when the method has a classifier (`None` on the levels it does not
     classify)."""
@@ -23,7 +26,7 @@ def table_rows(results):
     return rows
 
 
-def results_table(results, meta):
+def results_table(results: dict[str, Any], meta: dict[str, Any]) -> str:
     """The results as Markdown: one row per method, `mean ± std` per fraction and level.
 
     The headline figure of each level (`meta["level_metrics"]`): the linear probe's, and on a
@@ -46,14 +49,14 @@ def results_table(results, meta):
         for column in columns
     }
 
-    def cell(column, entry):
+    def cell(column: tuple[str, str], entry: dict[str, Any]) -> str:
         text = f"{entry['mean']:.3f} ± {entry['std']:.3f}"
         return f"**{text}**" if entry["mean"] == best[column] else text
 
     return markdown_table("method", columns, rows, cell)
 
 
-def multilabel_table(results, meta):
+def multilabel_table(results: dict[str, Any], meta: dict[str, Any]) -> str:
     """Markdown of every figure of the multi-hot levels: `macro-F1 / micro-F1 / mAP` means.
 
     Returns:
@@ -65,14 +68,19 @@ def multilabel_table(results, meta):
     fractions = list(next(iter(results.values())))
     columns = [(fraction, level) for fraction in fractions for level in levels]
 
-    def cell(column, entry):
+    def cell(column: tuple[str, str], entry: dict[str, Any]) -> str:
         figures = entry["metrics"]
         return " / ".join(f"{figures[k]['mean']:.3f}" for k in ("macro_f1", "micro_f1", "map"))
 
     return markdown_table("method (macro-F1 / micro-F1 / mAP)", columns, table_rows(results), cell)
 
 
-def markdown_table(first_header, columns, rows, cell):
+def markdown_table(
+    first_header: str,
+    columns: Sequence[tuple[str, str]],
+    rows: list[tuple[str, dict[tuple[str, str], Any]]],
+    cell: Callable[[tuple[str, str], dict[str, Any]], str],
+) -> str:
     """A Markdown table: a `<level> @ <fraction>` column per `(fraction, level)` of `columns`,
     a line per `(name, {column: entry or None})` of `rows`, `cell(column, entry)` in each cell
     and `–` where the entry is `None`."""
@@ -86,7 +94,7 @@ def markdown_table(first_header, columns, rows, cell):
     return "\n".join(lines)
 
 
-def chosen_table(meta):
+def chosen_table(meta: dict[str, Any]) -> str:
     lines = ["| method | fraction | chosen | validation score per candidate |", "|---|---|---|---|"]
     for method, by_fraction in meta["chosen"].items():
         for fraction, record in by_fraction.items():
@@ -100,7 +108,9 @@ def chosen_table(meta):
     return "\n".join(lines)
 
 
-def write_quality_markdown(results, meta, path):
+def write_quality_markdown(
+    results: dict[str, Any], meta: dict[str, Any], path: str | os.PathLike[str]
+) -> None:
     """Writes `results.md`: the settings, the results table and the chosen hyper-parameters."""
     metrics = ", ".join(f"{level}: {metric}" for level, metric in meta["level_metrics"].items())
     machine = meta["machine"]
@@ -143,7 +153,9 @@ def write_quality_markdown(results, meta, path):
         f.write("\n".join(text))
 
 
-def plot_quality_results(results, meta, path):
+def plot_quality_results(
+    results: dict[str, Any], meta: dict[str, Any], path: str | os.PathLike[str]
+) -> None:
     """Writes a PNG: one panel per level, bars per method and fraction, std as error bars."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -181,7 +193,7 @@ def plot_quality_results(results, meta, path):
     figure.savefig(path, format="png", dpi=110)
 
 
-def write_speed_results(results, out):
+def write_speed_results(results: dict[str, Any], out: str | os.PathLike[str]) -> None:
     """Writes `results` as `out/speed.json`, a Markdown table `out/speed.md` and, when the
     results hold the `N` sweep, its plot `out/speed_sweep.png`."""
     os.makedirs(out, exist_ok=True)
@@ -194,9 +206,9 @@ def write_speed_results(results, out):
         plot_speed_sweep({backend: results}, os.path.join(out, "speed_sweep.png"))
 
 
-def speed_table(results):
+def speed_table(results: dict[str, Any]) -> str:
     """The results as Markdown: one row per case, the memory and larger-`N` figures, the sweep."""
-    first = next(iter(results.values()), {})
+    first: dict[str, Any] = next(iter(results.values()), {})
     machine = first.get("machine", {})
     lines = [
         f"Backend `{first.get('backend')}`, N = {first.get('n')}, D = {first.get('dim')}, "
@@ -266,7 +278,9 @@ def speed_table(results):
     return "\n".join(lines) + "\n"
 
 
-def plot_speed_sweep(results_by_backend, path):
+def plot_speed_sweep(
+    results_by_backend: dict[str, dict[str, Any]], path: str | os.PathLike[str]
+) -> None:
     """Writes a PNG of the `N` sweep: time (left) and extra peak memory (right) against `N`.
 
     One colour per backend; SupCon solid, the bare matmul dashed. The memory is the
@@ -321,7 +335,7 @@ def plot_speed_sweep(results_by_backend, path):
     figure.savefig(path, format="png", dpi=110)
 
 
-def _target_text(entry):
+def _target_text(entry: dict[str, Any]) -> str:
     sign = ">=" if entry["better"] == "higher" else "<="
     text = f"{sign} {entry['target']}"
     if "memory_target_mb" in entry:
@@ -329,5 +343,5 @@ def _target_text(entry):
     return text
 
 
-def _mb(value):
+def _mb(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"

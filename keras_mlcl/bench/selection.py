@@ -1,5 +1,9 @@
 """Hyper-parameter selection on a validation split of the training samples only."""
 
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from keras_mlcl.bench.grid import candidate_arguments
@@ -10,7 +14,7 @@ from keras_mlcl.experiments.runner import train_and_evaluate
 VALIDATION_FRACTION = 0.2
 
 
-def selection_figure(metrics):
+def selection_figure(metrics: Mapping[str, float]) -> float:
     """A level's figure for the selection: its accuracy, or the mAP of a multi-hot level.
 
     mAP needs no decision threshold, so a small validation split does not have to be split
@@ -20,15 +24,15 @@ def selection_figure(metrics):
 
 
 def select_hyperparameters(
-    dataset,
-    method,
-    candidates,
-    epochs,
-    seed=0,
-    validation_fraction=VALIDATION_FRACTION,
-    verbose=0,
-    **training,
-):
+    dataset: LabeledDataset,
+    method: str,
+    candidates: Sequence[dict[str, float]],
+    epochs: int,
+    seed: int = 0,
+    validation_fraction: float = VALIDATION_FRACTION,
+    verbose: int | str = 0,
+    **training: Any,
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Chooses `method`'s candidate with the best validation score.
 
     A stratified `validation_fraction` of `dataset` is held out; each candidate is trained on

@@ -34,10 +34,13 @@ PyTorch eager, and for `supcon_vs_matmul` also `torch.compile` (outside
 `quick` mode; the faster of the two is the case's ratio, both are recorded).
 `fit_step_vs_ce` uses each model's own `compile()` defaults. The cases live in
 `keras_mlcl.bench.speed_cases`, the backend-specific runners in
-`keras_mlcl.backend`, the Markdown in `keras_mlcl.bench.report`.
+`keras_mlcl.bench.backend`, the Markdown in `keras_mlcl.bench.report`.
 """
 
 import datetime
+from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 
@@ -61,7 +64,7 @@ DEFAULT_SIZES = (256, 512, 1024, 2048, 4096, 8192, 16384)
 DEFAULT_REPEATS = 30
 LARGE_N = 16384
 REPLICAS = 4
-QUICK = {
+QUICK: dict[str, Any] = {
     "n": 64,
     "dim": 16,
     "sizes": (32, 64),
@@ -73,16 +76,16 @@ QUICK = {
 
 
 def run_speed_bench(
-    out=None,
-    cases=None,
-    sizes=DEFAULT_SIZES,
-    repeats=DEFAULT_REPEATS,
-    quick=False,
-    n=1024,
-    dim=128,
-    torch_compile=None,
-    verbose=1,
-):
+    out: str | None = None,
+    cases: Iterable[str] | None = None,
+    sizes: Sequence[int] = DEFAULT_SIZES,
+    repeats: int = DEFAULT_REPEATS,
+    quick: bool = False,
+    n: int = 1024,
+    dim: int = 128,
+    torch_compile: bool | None = None,
+    verbose: int = 1,
+) -> dict[str, dict[str, Any]]:
     """Runs the speed cases on the active backend and writes `speed.json`/`speed.md`.
 
     Args:
@@ -117,8 +120,10 @@ def run_speed_bench(
 
     Example:
 
-    >>> results = run_speed_bench(out="bench_speed", quick=True)
-    >>> results["supcon_vs_matmul"]["ratio"]
+    >>> results = run_speed_bench(cases=["dist_replica_vs_global"], quick=True, verbose=0)
+    >>> entry = results["dist_replica_vs_global"]
+    >>> entry["target"], entry["better"], entry["ratio"] > 0
+    (0.4, 'lower', True)
     """
     cases = list(CASES) if cases is None else list(cases)
     unknown = [c for c in cases if c not in TARGETS]
@@ -137,7 +142,7 @@ def run_speed_bench(
     if torch_compile is None:
         torch_compile = not quick
     backend = keras.backend.backend()
-    context = {
+    context: dict[str, Any] = {
         "backend": backend,
         "n": n,
         "dim": dim,
@@ -151,10 +156,10 @@ def run_speed_bench(
     steps = {"supcon_vs_matmul": 1 + len(sizes)}
     progress = keras.utils.Progbar(sum(steps.get(c, 1) for c in cases), verbose=verbose)
 
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for case in cases:
         if case == "supcon_vs_matmul":
-            entry = speed_cases.supcon_vs_matmul(n, dim, repeats, backend, torch_compile)
+            entry = speed_cases.supcon_vs_matmul(n, dim, repeats, torch_compile)
             progress.add(1)
             entry["sweep"] = []
             for size in sizes:
@@ -171,14 +176,14 @@ def run_speed_bench(
             entry = speed_cases.replica_vs_global(n, dim, repeats, REPLICAS, larger)
             progress.add(1)
         elif case == "heads4_vs_4x_one_head":
-            entry = speed_cases.heads_vs_one_head(n, dim, repeats, backend, heads=4)
+            entry = speed_cases.heads_vs_one_head(n, dim, repeats, heads=4)
             progress.add(1)
         elif case == "fit_step_vs_ce":
             size = {"features": QUICK["features"], "width": QUICK["width"]} if quick else {}
             entry = speed_cases.fit_step_vs_ce(n, dim, few, **size)
             progress.add(1)
         else:
-            entry = speed_cases.vs_pml_supcon(n, dim, repeats, backend)
+            entry = speed_cases.vs_pml_supcon(n, dim, repeats)
             progress.add(1)
         results[case] = _finish(case, entry, context)
     if out is not None:
@@ -186,7 +191,7 @@ def run_speed_bench(
     return results
 
 
-def _sweep_memory(results, n):
+def _sweep_memory(results: dict[str, dict[str, Any]], n: int) -> dict[str, Any] | None:
     """The fresh-process memory of the sweep's point at `n` when this run measured it."""
     for point in results.get("supcon_vs_matmul", {}).get("sweep", []):
         if point["n"] == n and "rss_mb" in point:
@@ -195,7 +200,7 @@ def _sweep_memory(results, n):
     return None
 
 
-def _finish(case, entry, context):
+def _finish(case: str, entry: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     """Adds target, direction, verdict and the run's context to a case entry."""
     better = "higher" if case.startswith("vs_") else "lower"
     target = TARGETS[case]

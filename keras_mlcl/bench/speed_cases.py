@@ -3,9 +3,11 @@
 Every case returns an entry with the `ratio` of the two medians, both medians in ms, what was
 measured and the compilation mode; `keras_mlcl.bench.speed` adds the target and the verdict.
 
-Peak memory is read two ways: in-process (`peak_memory_mb`: XLA's buffer assignment on JAX, the
-profiler's allocations on torch) and as the peak resident set of a fresh process that runs one
-side only (`side_peak_rss_mb`), which every backend supports.
+The backend-specific parts (the compiled steps, the in-process peak memory, the peer library)
+come from `keras_mlcl.bench.backend`. Peak memory is read two ways: in-process
+(`peak_memory_mb`: XLA's buffer assignment on JAX, the profiler's allocations on torch) and
+as the peak resident set of a fresh process that runs one side only (`side_peak_rss_mb`),
+which every backend supports.
 """
 
 import json
@@ -13,20 +15,25 @@ import os
 import resource
 import subprocess
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
 from keras import ops
 
-from keras_mlcl.backend import default_mode
-from keras_mlcl.backend import gradient_runner
-from keras_mlcl.backend import matmul_runner
-from keras_mlcl.backend import peak_memory_mb
+from keras_mlcl.bench.backend import default_mode
+from keras_mlcl.bench.backend import gradient_runner
+from keras_mlcl.bench.backend import matmul_runner
+from keras_mlcl.bench.backend import optional_modes
+from keras_mlcl.bench.backend import peak_memory_mb
+from keras_mlcl.bench.backend import supcon_peer
 from keras_mlcl.bench.timing import time_interleaved
 from keras_mlcl.losses import MultiLevelSupCon
 from keras_mlcl.losses import SupCon
 from keras_mlcl.models import ContrastiveModel
 from keras_mlcl.ops import supcon_from_labels
+from keras_mlcl.utils.types import Tensor
 
 TEMPERATURE = 0.1
 NUM_CLASSES = 100
@@ -35,7 +42,7 @@ ENCODER_FEATURES = 1024
 ENCODER_WIDTH = 2048
 
 
-def _inputs(n, dim, seed=0):
+def _inputs(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Unit embeddings `(n, dim)` and class ids `(n,)` (two views per sample)."""
     rng = np.random.default_rng(seed)
     z = _unit(rng.normal(size=(n, dim)))
@@ -44,22 +51,32 @@ def _inputs(n, dim, seed=0):
     return z, labels
 
 
-def _cotangent(n, seed=0):
+def _cotangent(n: int, seed: int = 0) -> np.ndarray:
     """A fixed `(n, n)` float32 cotangent for the bare matmul's backward pass."""
     return np.random.default_rng(seed + 1).standard_normal((n, n), dtype=np.float32)
 
 
-def _unit(x):
+def _unit(x: np.ndarray) -> np.ndarray:
     """Rows of `x` scaled to unit norm, as float32."""
     return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype("float32")
 
 
-def _supcon_loss_fn():
+def _supcon_loss_fn() -> Callable[[Tensor, Tensor], Tensor]:
+    """`SupCon(temperature=TEMPERATURE)` as `fn(z, labels)`, the form the runners take."""
     loss = SupCon(temperature=TEMPERATURE)
     return lambda z, labels: loss(labels, z)
 
 
-def _ratio_entry(measured, baseline, measured_name, baseline_name, mode, inverse=False):
+def _ratio_entry(
+    measured: float,
+    baseline: float,
+    measured_name: str,
+    baseline_name: str,
+    mode: str,
+    inverse: bool = False,
+) -> dict[str, Any]:
+    """A case's entry from two medians (seconds): the ratio (`baseline / measured` when
+    `inverse`), both in ms, what they timed and the compilation mode."""
     ratio = baseline / measured if inverse else measured / baseline
     return {
         "ratio": float(ratio),
@@ -71,13 +88,12 @@ def _ratio_entry(measured, baseline, measured_name, baseline_name, mode, inverse
     }
 
 
-def supcon_vs_matmul(n, dim, repeats, backend, torch_compile):
-    """SupCon fwd+bwd against the bare `z @ z.T` fwd+bwd; on torch the faster mode counts."""
+def supcon_vs_matmul(n: int, dim: int, repeats: int, torch_compile: bool) -> dict[str, Any]:
+    """SupCon fwd+bwd against the bare `z @ z.T` fwd+bwd; with `torch_compile`, on torch,
+    also under `torch.compile` (the backend's `optional_modes`), and the faster mode counts."""
     z, labels = _inputs(n, dim)
     cotangent = _cotangent(n)
-    modes = [default_mode()]
-    if backend == "torch" and torch_compile:
-        modes.append("torch.compile")
+    modes = [default_mode(), *(optional_modes() if torch_compile else [])]
     by_mode = {}
     for mode in modes:
         loss_run, _, _ = gradient_runner(_supcon_loss_fn(), z, [labels], mode)
@@ -98,12 +114,12 @@ def supcon_vs_matmul(n, dim, repeats, backend, torch_compile):
     return entry
 
 
-def sweep_repeats(size, repeats):
+def sweep_repeats(size: int, repeats: int) -> int:
     """Timed rounds at batch size `size`: `repeats` up to N = 2048, fewer above (at least 2)."""
     return max(2, min(repeats, round(repeats * 2048 / size)))
 
 
-def sweep_point(size, dim, repeats, fresh_processes=True):
+def sweep_point(size: int, dim: int, repeats: int, fresh_processes: bool = True) -> dict[str, Any]:
     """SupCon and the bare matmul at batch size `size`: medians, ratio and peak memory.
 
     The peak memory is given in-process (`*_peak_mb`, see `peak_memory_mb`) and, with
@@ -122,7 +138,7 @@ def sweep_point(size, dim, repeats, fresh_processes=True):
     method, loss_peak = peak_memory_mb(loss_run, loss_step, loss_args)
     _, matmul_peak = peak_memory_mb(matmul_run, matmul_step, matmul_args)
     del loss_run, loss_step, loss_args, matmul_run, matmul_step, matmul_args
-    point = {
+    point: dict[str, Any] = {
         "n": size,
         "repeats": sweep_repeats(size, repeats),
         "loss_ms": medians["loss"] * 1e3,
@@ -138,7 +154,9 @@ def sweep_point(size, dim, repeats, fresh_processes=True):
     return point
 
 
-def supcon_large_vs_matmul(n, dim, repeats, memory=None):
+def supcon_large_vs_matmul(
+    n: int, dim: int, repeats: int, memory: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """SupCon fwd+bwd against the bare matmul fwd+bwd at a large `n`: time and extra memory.
 
     The time ratio is taken in this process (interleaved medians); the memory in fresh
@@ -163,7 +181,9 @@ def supcon_large_vs_matmul(n, dim, repeats, memory=None):
     return entry
 
 
-def replica_vs_global(n, dim, repeats, replicas=4, larger_n=None):
+def replica_vs_global(
+    n: int, dim: int, repeats: int, replicas: int = 4, larger_n: int | None = None
+) -> dict[str, Any]:
     """One replica's loss (its `n / replicas` anchors against all `n` candidates) over the
     single-device loss of all `n` anchors, both fwd+bwd with respect to the embeddings.
 
@@ -178,19 +198,20 @@ def replica_vs_global(n, dim, repeats, replicas=4, larger_n=None):
     return entry
 
 
-def _replica_ratio(n, dim, repeats, replicas):
+def _replica_ratio(n: int, dim: int, repeats: int, replicas: int) -> dict[str, Any]:
+    """The ratio of `replica_vs_global` at one batch size `n`."""
     if n % replicas:
         raise ValueError(f"`n` should be a multiple of `replicas` ({replicas}). Received: `n`={n}")
     z, labels = _inputs(n, dim)
     local = n // replicas
 
-    def replica_loss(z, labels):
+    def replica_loss(z: Tensor, labels: Tensor) -> Tensor:
         loss, valid = supcon_from_labels(
             z[:local], z, labels[:local], labels, TEMPERATURE, anchor_offset=0
         )
         return _mean_over_valid(loss, valid)
 
-    def global_loss(z, labels):
+    def global_loss(z: Tensor, labels: Tensor) -> Tensor:
         loss, valid = supcon_from_labels(z, z, labels, labels, TEMPERATURE)
         return _mean_over_valid(loss, valid)
 
@@ -207,7 +228,8 @@ def _replica_ratio(n, dim, repeats, replicas):
     )
 
 
-def _mean_over_valid(loss, valid):
+def _mean_over_valid(loss: Tensor, valid: Tensor) -> Tensor:
+    """The mean of `loss` over the anchors that are `valid`."""
     valid = ops.cast(valid, loss.dtype)
     return ops.sum(loss * valid) / ops.maximum(ops.sum(valid), 1.0)
 
@@ -215,7 +237,7 @@ def _mean_over_valid(loss, valid):
 MEMORY_SIDES = ("baseline", "matmul", "loss")
 
 
-def _fresh_process_memory(n, dim):
+def _fresh_process_memory(n: int, dim: int) -> dict[str, Any]:
     """The peak resident set of each side in its own fresh process, and the differences."""
     peaks = {side: side_peak_rss_mb(side, n, dim) for side in MEMORY_SIDES}
     return {
@@ -226,7 +248,7 @@ def _fresh_process_memory(n, dim):
     }
 
 
-def side_peak_rss_mb(side, n, dim):
+def side_peak_rss_mb(side: str, n: int, dim: int) -> float:
     """The peak resident set (MB) of a fresh Python process that runs one side, on this backend.
 
     Every side's process imports Keras and keras-mlcl, makes the same inputs (`z` `(n, dim)`
@@ -263,7 +285,7 @@ def side_peak_rss_mb(side, n, dim):
     return json.loads(result.stdout.strip().splitlines()[-1])["peak_rss_mb"]
 
 
-def run_memory_side(side, n, dim):
+def run_memory_side(side: str, n: int, dim: int) -> None:
     """The body of `side_peak_rss_mb`'s child process: runs `side` and prints its peak RSS."""
     mode = default_mode()
     z, labels = _inputs(n, dim, seed=n)
@@ -280,7 +302,7 @@ def run_memory_side(side, n, dim):
     print(json.dumps({"side": side, "n": n, "dim": dim, "peak_rss_mb": _peak_rss_mb()}))
 
 
-def _peak_rss_mb():
+def _peak_rss_mb() -> float:
     """This process's peak resident set in MB.
 
     On Linux, `VmHWM` of `/proc/self/status`: `getrusage`'s `ru_maxrss` is carried over
@@ -298,7 +320,7 @@ def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
-def heads_vs_one_head(n, dim, repeats, backend, heads=4):
+def heads_vs_one_head(n: int, dim: int, repeats: int, heads: int = 4) -> dict[str, Any]:
     """A `heads`-head `MultiLevelSupCon` against `heads` times a one-head one."""
     z, labels = _inputs(n, dim)
     rng = np.random.default_rng(1)
@@ -316,12 +338,12 @@ def heads_vs_one_head(n, dim, repeats, backend, heads=4):
     one = MultiLevelSupCon(heads={names[0]: {"temperature": TEMPERATURE}})
     zs = np.stack([z] + [_unit(rng.normal(size=z.shape)) for _ in range(heads - 1)])
 
-    def many_fn(stacked, level_ids):
+    def many_fn(stacked: Tensor, level_ids: Tensor) -> Tensor:
         y_pred = {name: stacked[h] for h, name in enumerate(names)}
         y_true = {name: level_ids[h] for h, name in enumerate(names)}
         return many(y_true, y_pred)
 
-    def one_fn(embeddings, ids):
+    def one_fn(embeddings: Tensor, ids: Tensor) -> Tensor:
         return one({names[0]: ids}, {names[0]: embeddings})
 
     mode = default_mode()
@@ -340,7 +362,9 @@ def heads_vs_one_head(n, dim, repeats, backend, heads=4):
     return entry
 
 
-def fit_step_vs_ce(n, dim, repeats, features=ENCODER_FEATURES, width=ENCODER_WIDTH):
+def fit_step_vs_ce(
+    n: int, dim: int, repeats: int, features: int = ENCODER_FEATURES, width: int = ENCODER_WIDTH
+) -> dict[str, Any]:
     """One `train_on_batch` of each model; both encoders see `n` rows a step.
 
     The encoders are MLPs `features`-`width`-`width`-`dim`.
@@ -351,7 +375,7 @@ def fit_step_vs_ce(n, dim, repeats, features=ENCODER_FEATURES, width=ENCODER_WID
     coarse = (fine // 10).astype("int32")
     half = n // 2
 
-    def encoder():
+    def encoder() -> keras.Sequential:
         return keras.Sequential(
             [
                 keras.Input((features,)),
@@ -389,35 +413,23 @@ def fit_step_vs_ce(n, dim, repeats, features=ENCODER_FEATURES, width=ENCODER_WID
     return entry
 
 
-def vs_pml_supcon(n, dim, repeats, backend):
-    """The speed-up of our SupCon over pytorch-metric-learning's (torch only, eager)."""
-    if backend != "torch":
-        return {
-            "ratio": None,
-            "skipped": True,
-            "reason": f"pytorch-metric-learning needs the torch backend (active: {backend})",
-        }
-    try:
-        import pytorch_metric_learning
-        from pytorch_metric_learning.losses import SupConLoss
-    except ImportError:
-        return {
-            "ratio": None,
-            "skipped": True,
-            "reason": "pytorch-metric-learning is not installed",
-        }
+def vs_pml_supcon(n: int, dim: int, repeats: int) -> dict[str, Any]:
+    """The speed-up of our SupCon over pytorch-metric-learning's (torch only, eager).
+
+    Skipped, with the reason, where the backend has no such peer (`supcon_peer`).
+    """
+    peer, description = supcon_peer(TEMPERATURE)
+    if peer is None:
+        return {"ratio": None, "skipped": True, "reason": description}
     z, labels = _inputs(n, dim)
-    peer = SupConLoss(temperature=TEMPERATURE)
     ours_run, _, _ = gradient_runner(_supcon_loss_fn(), z, [labels], "eager")
-    peer_run, _, _ = gradient_runner(lambda z, y: peer(z, y), z, [labels], "eager")
+    peer_run, _, _ = gradient_runner(peer, z, [labels], "eager")
     medians = time_interleaved({"ours": ours_run, "peer": peer_run}, repeats)
-    entry = _ratio_entry(
+    return _ratio_entry(
         medians["ours"],
         medians["peer"],
         f"keras_mlcl SupCon(temperature={TEMPERATURE}) fwd+bwd",
-        f"pytorch-metric-learning {pytorch_metric_learning.__version__} "
-        f"SupConLoss(temperature={TEMPERATURE}) fwd+bwd",
+        description,
         "eager",
         inverse=True,
     )
-    return entry

@@ -1,13 +1,17 @@
 """TF-IDF text features for the quality bench's text datasets."""
 
 import dataclasses
+from typing import Any
 
+from keras_mlcl.data import LabeledDataset
 from keras_mlcl.utils.validation import check_positive_int
 
 TEXT_FEATURE_DIM = 256
 
 
-def tfidf_features(dataset, dim=TEXT_FEATURE_DIM, seed=0):
+def tfidf_features(
+    dataset: LabeledDataset, dim: int = TEXT_FEATURE_DIM, seed: int = 0
+) -> LabeledDataset:
     """Text inputs turned into TF-IDF vectors reduced to `dim` dimensions by a truncated SVD.
 
     The vectoriser (word unigrams and bigrams, sublinear term frequency) and the SVD are fitted
@@ -24,6 +28,7 @@ def tfidf_features(dataset, dim=TEXT_FEATURE_DIM, seed=0):
 
     Example:
 
+    >>> from keras_mlcl.data import LabeledDataset
     >>> data = LabeledDataset(x=np.array(["a cat", "a dog", "stocks fell", "bonds fell"]),
     ...                       labels={"label": [0, 0, 1, 1]})
     >>> tfidf_features(data, dim=2).x.shape
@@ -38,7 +43,7 @@ def tfidf_features(dataset, dim=TEXT_FEATURE_DIM, seed=0):
     svd = TruncatedSVD(n_components=max(1, min(dim, counts.shape[1] - 1)), random_state=seed)
     svd.fit(counts)
 
-    def transform(texts):
+    def transform(texts: Any) -> Any:
         if texts is None:
             return None
         return svd.transform(vectorizer.transform([str(t) for t in texts])).astype("float32")

@@ -1,16 +1,18 @@
-"""The `keras-mlcl` commands; the command line itself is parsed in `keras_mlcl_launcher`.
+"""The `keras-mlcl` commands; the command line is parsed in `keras_mlcl.cli.parser`.
 
-This module imports only the standard library at module level; each command imports the
-library (and so Keras) when it runs.
+Each command imports the parts of the library it needs when it runs.
 """
 
+import argparse
 import json
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
+from typing import Any
 
-from keras_mlcl_launcher import MODEL_OPTION_DEFAULTS
-from keras_mlcl_launcher import build_parser
+from keras_mlcl.cli.parser import parse_arguments
+from keras_mlcl.experiments.options import options_for
 
 METRICS_FILE = "metrics.json"
 METRICS_WRITER = "keras-mlcl evaluate"
@@ -20,51 +22,22 @@ class UsageError(Exception):
     """Bad input from the command line, reported in one line with exit code 2."""
 
 
-# The `train` options of `build_model` (the bench grid's knobs besides `temperature`).
-MODEL_OPTIONS = {
-    "coarse_temperature": "--coarse-temperature",
-    "coarse_weight": "--coarse-weight",
-    "weight_power": "--weight-power",
-    "ce_weight": "--ce-weight",
-}
-# The methods each option applies to, for the error when it does not.
-OPTION_METHODS = {
-    "coarse_temperature": "mlcl and mlcl+ce",
-    "coarse_weight": "mlcl and mlcl+ce",
-    "weight_power": "mlcl-labels and mlcl-groups",
-    "ce_weight": "<method>+ce",
-}
+def model_options(args: argparse.Namespace) -> dict[str, float]:
+    """The `build_model` options of `args` that `args.method` uses, for `train_and_evaluate`.
 
-
-def model_options(args):
-    """The `build_model` options of `args` that apply to `args.method`.
-
-    An option that the method does not use is refused when it was given a value other than its
-    default (passing the default is harmless).
+    Which options a method uses is the table's (`keras_mlcl.experiments.options`); the parser
+    has refused the others when given. `temperature` is left out: it is an argument of
+    `train_and_evaluate` of its own.
     """
-    from keras_mlcl.bench.grid import grid_parameters
-
-    applies = grid_parameters(args.method)
-    options = {}
-    for name, flag in MODEL_OPTIONS.items():
-        value = getattr(args, name)
-        if name in applies:
-            options[name] = value
-        elif value != MODEL_OPTION_DEFAULTS[name]:
-            raise UsageError(
-                f"`{flag}` does not apply to method {args.method!r} (it applies to "
-                f"{OPTION_METHODS[name]})."
-            )
-    return options
+    names = options_for(args.method)
+    return {name: getattr(args, name) for name in names if name != "temperature"}
 
 
-def run_train(args):
+def run_train(args: argparse.Namespace) -> int:
+    """`keras-mlcl train`: trains, evaluates and writes the run folder; prints its summary."""
     from keras_mlcl.data import load_dataset
-    from keras_mlcl.experiments import parse_method
     from keras_mlcl.experiments import train_and_evaluate
 
-    parse_method(args.method)  # a bad name is reported before the data is read
-    options = model_options(args)
     if args.tensorboard:
         check_tensorboard()
     dataset = load_dataset(args.data, data_dir=args.data_dir)
@@ -86,14 +59,14 @@ def run_train(args):
         export=not args.no_export,
         tensorboard=args.tensorboard,
         verbose=0 if args.quiet else "auto",
-        model_options=options,
+        model_options=model_options(args),
     )
     if not args.quiet:
         print(summary(results, out))
     return 0
 
 
-def check_tensorboard():
+def check_tensorboard() -> None:
     """Raises a `UsageError` when `--tensorboard` cannot work (it writes through TensorFlow)."""
     import importlib.util
 
@@ -104,7 +77,8 @@ def check_tensorboard():
         )
 
 
-def run_evaluate(args):
+def run_evaluate(args: argparse.Namespace) -> int:
+    """`keras-mlcl evaluate`: scores a saved model per level and writes the metrics file."""
     from keras_mlcl.data import load_dataset
     from keras_mlcl.experiments import evaluate_saved_run
     from keras_mlcl.experiments.run_folder import add_to_run
@@ -142,7 +116,7 @@ def run_evaluate(args):
     return 0
 
 
-def check_metrics_target(out, overwrite):
+def check_metrics_target(out: str, overwrite: bool) -> None:
     """Refuses an `evaluate --out` file that exists, unless keras-mlcl wrote it and may replace."""
     if not os.path.exists(out):
         return
@@ -161,13 +135,14 @@ def check_metrics_target(out, overwrite):
         )
 
 
-def input_paths(args):
+def input_paths(args: argparse.Namespace) -> list[str]:
     """The user's input data, which no run folder may contain."""
     paths = [args.data] if args.data.endswith(".npz") else []
     return paths + ([args.data_dir] if args.data_dir else [])
 
 
-def run_bench(args):
+def run_bench(args: argparse.Namespace) -> int:
+    """`keras-mlcl bench quality` or `bench speed`: runs the bench, prints its tables."""
     if args.bench == "speed":
         from keras_mlcl.bench.report import speed_table
         from keras_mlcl.bench.speed import CASES
@@ -211,7 +186,8 @@ def run_bench(args):
     return 0
 
 
-def summary(results, out):
+def summary(results: dict[str, Any], out: str) -> str:
+    """The lines `train` prints: the run, the scores per level and the files written."""
     lines = [
         f"{results['dataset']} / {results['method']} / {results['backend']}: "
         f"{results['train_size']} training samples, {results['epochs']} epochs, "
@@ -232,7 +208,7 @@ def summary(results, out):
     return "\n".join(lines)
 
 
-def run_command(args):
+def run_command(args: argparse.Namespace) -> int:
     """Runs the parsed command `args`; a user's mistake is one line on stderr and exit code 2.
 
     Returns:
@@ -257,13 +233,13 @@ def run_command(args):
         return 2
 
 
-def main(argv=None):
-    """`keras-mlcl` with the arguments `argv` (default `sys.argv[1:]`).
+def main(argv: Sequence[str] | None = None) -> int:
+    """`keras-mlcl` with the arguments `argv` (default `sys.argv[1:]`), in this process.
 
     Returns:
         The exit code (`--help`, `--version` and usage errors exit through `SystemExit`).
     """
-    return run_command(build_parser().parse_args(argv))
+    return run_command(parse_arguments(argv))
 
 
 if __name__ == "__main__":

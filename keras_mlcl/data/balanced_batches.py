@@ -121,11 +121,11 @@ class BalancedBatches(keras.utils.PyDataset):
         self.rng = np.random.default_rng(seed)
         self.batches = self._plan_epoch()
 
-    def _chunk(self, members, size):
+    def _chunk(self, members: np.ndarray, size: int) -> np.ndarray:
         """`size` random samples of one class, without replacement when it has enough."""
         return self.rng.choice(members, size, replace=len(members) < size)
 
-    def _plan_epoch(self):
+    def _plan_epoch(self) -> np.ndarray:
         """The sample indices of every batch of one epoch, `(batches, P * K)`."""
         k, p = self.samples_per_class, self.classes_per_batch
         chunks = []
@@ -144,7 +144,7 @@ class BalancedBatches(keras.utils.PyDataset):
             ranked = np.argsort(-(left + 0.5 * self.rng.random(len(left))))
             chosen = [c for c in ranked[:p] if left[c] > 0]
             rest = [c for c in range(len(left)) if c not in chosen]
-            fill = self.rng.choice(rest, p - len(chosen), replace=False) if rest else []
+            fill = self.rng.choice(rest, p - len(chosen), replace=False) if rest else ()
             batch = [chunks[c][len(chunks[c]) - left[c]] for c in chosen]
             batch += [self._chunk(self.class_members[c], k) for c in fill]
             left[chosen] -= 1
@@ -155,10 +155,10 @@ class BalancedBatches(keras.utils.PyDataset):
     def __len__(self) -> int:
         return len(self.batches)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
         rows = self.batches[index]
 
-        def take(array):
+        def take(array: np.ndarray) -> np.ndarray:
             return array[rows]
 
         batch = (keras.tree.map_structure(take, self.x), keras.tree.map_structure(take, self.y))
@@ -166,5 +166,5 @@ class BalancedBatches(keras.utils.PyDataset):
             batch += (self.sample_weight[rows],)
         return batch
 
-    def on_epoch_end(self):
+    def on_epoch_end(self) -> None:
         self.batches = self._plan_epoch()

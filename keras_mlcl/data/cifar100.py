@@ -2,12 +2,24 @@
 
 import os
 import pickle
+from typing import Any
 
 import numpy as np
 
 from keras_mlcl.data.data_dirs import data_root
 from keras_mlcl.data.labeled_dataset import LabeledDataset
 from keras_mlcl.data.registry import register_dataset
+
+# A split: images `(N, 32, 32, 3)` and `{"coarse": ids, "fine": ids}`.
+_Split = tuple[np.ndarray, dict[str, np.ndarray]]
+# Both splits and the class names: `(x, labels, x_test, test_labels, class_names)`.
+_Splits = tuple[
+    np.ndarray,
+    dict[str, np.ndarray],
+    np.ndarray,
+    dict[str, np.ndarray],
+    dict[str, list[str]] | None,
+]
 
 _SOURCES = ("tfds", "pickle")
 # The only globals a CIFAR-100 pickle needs: NumPy's array reconstruction, and `bytes` as
@@ -28,7 +40,7 @@ _ALLOWED_PICKLE_GLOBALS = {
 class _ArraysOnlyUnpickler(pickle.Unpickler):
     """Unpickles dicts, lists and NumPy arrays only: a crafted file cannot run code."""
 
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED_PICKLE_GLOBALS:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(
@@ -36,13 +48,13 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
         )
 
 
-def _read_pickle(path):
+def _read_pickle(path: str) -> dict[str, Any]:
     with open(path, "rb") as file:
         content = _ArraysOnlyUnpickler(file, encoding="bytes").load()
     return {(k.decode() if isinstance(k, bytes) else k): v for k, v in content.items()}
 
 
-def default_pickle_dirs():
+def default_pickle_dirs() -> list[str]:
     """Folders searched for the CIFAR-100 python pickles, in order.
 
     `$KERAS_MLCL_DATA/cifar-100-python` when that variable is set, then Keras' download cache:
@@ -59,7 +71,7 @@ def default_pickle_dirs():
     ]
 
 
-def _load_pickle_split(folder, split):
+def _load_pickle_split(folder: str, split: str) -> _Split:
     content = _read_pickle(os.path.join(folder, split))
     missing = [key for key in ("data", "fine_labels", "coarse_labels") if key not in content]
     if missing:
@@ -81,7 +93,7 @@ def _load_pickle_split(folder, split):
     return np.ascontiguousarray(images), labels
 
 
-def _load_from_pickle(data_dir):
+def _load_from_pickle(data_dir: str | os.PathLike[str] | None) -> _Splits:
     folders = [os.fspath(data_dir)] if data_dir is not None else default_pickle_dirs()
     for folder in folders:
         if os.path.isfile(os.path.join(folder, "train")) and os.path.isfile(
@@ -108,7 +120,7 @@ def _load_from_pickle(data_dir):
     return x, labels, x_test, test_labels, class_names
 
 
-def _tfds_split_arrays(dataset):
+def _tfds_split_arrays(dataset: Any) -> _Split:
     import tensorflow_datasets as tfds
 
     batches = list(tfds.as_numpy(dataset.batch(10000)))
@@ -120,7 +132,7 @@ def _tfds_split_arrays(dataset):
     return images, labels
 
 
-def _load_from_tfds(data_dir, download):
+def _load_from_tfds(data_dir: str | os.PathLike[str] | None, download: bool) -> _Splits:
     try:
         import tensorflow_datasets as tfds
     except ImportError as error:
@@ -171,10 +183,10 @@ def load_cifar100(
         A `LabeledDataset`: `x` uint8 `(50000, 32, 32, 3)` (channels last), labels `coarse` and
         `fine`, the official test split (10,000 images) and class names.
 
-    Example:
+    Example (not run as a test: it needs the CIFAR-100 pickles, a 160 MB download):
 
-    >>> data = load_cifar100(source="pickle", data_dir="~/cifar-100-python")
-    >>> data.num_classes("coarse"), data.num_classes("fine")
+    >>> data = load_cifar100(source="pickle", data_dir="~/cifar-100-python")  # doctest: +SKIP
+    >>> data.num_classes("coarse"), data.num_classes("fine")  # doctest: +SKIP
     (20, 100)
     """
     if source not in _SOURCES:

@@ -13,7 +13,7 @@ OUT_OF_SCOPE = "oos"
 _FILES = ("data_full.json", "domains.json")
 
 
-def _resolve_folder(path):
+def _resolve_folder(path: str | os.PathLike[str] | None) -> str:
     if path is None:
         folder = dataset_folder("clinc150", "clinc150")
     else:
@@ -48,10 +48,10 @@ def load_clinc150(
         (`x_val`) and 4,500 test utterances (plus 100 / 100 / 1,000 with `include_oos=True`),
         and class names for both levels.
 
-    Example:
+    Example (not run as a test: the CLINC150 files are not shipped with keras-mlcl):
 
-    >>> data = load_clinc150("data/clinc150")
-    >>> data.num_classes("domain"), data.num_classes("intent")
+    >>> data = load_clinc150("data/clinc150")  # doctest: +SKIP
+    >>> data.num_classes("domain"), data.num_classes("intent")  # doctest: +SKIP
     (10, 150)
     """
     folder = _resolve_folder(path)
@@ -73,7 +73,7 @@ def load_clinc150(
     intent_ids = {intent: index for index, intent in enumerate(intent_names)}
     domain_of_intent = np.asarray(domain_of_intent, dtype="int32")
 
-    def split_arrays(split):
+    def split_arrays(split: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         rows = list(splits[split])
         if include_oos:
             rows += list(splits.get(f"oos_{split}", []))

@@ -10,7 +10,7 @@ import os
 DATA_DIR_VARIABLE = "KERAS_MLCL_DATA"
 
 
-def data_root(data_dir=None):
+def data_root(data_dir: str | os.PathLike[str] | None = None) -> str | None:
     """The data folder: `data_dir` when given, else `$KERAS_MLCL_DATA`, else `None`.
 
     Args:
@@ -23,7 +23,9 @@ def data_root(data_dir=None):
     return None if root is None else os.path.expanduser(os.fspath(root))
 
 
-def dataset_folder(dataset, subfolder, data_dir=None):
+def dataset_folder(
+    dataset: str, subfolder: str, data_dir: str | os.PathLike[str] | None = None
+) -> str:
     """The folder holding one dataset's raw files: `subfolder` of the data folder.
 
     Args:

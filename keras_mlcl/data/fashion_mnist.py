@@ -15,6 +15,7 @@ from keras_mlcl.data.data_dirs import data_root
 from keras_mlcl.data.labeled_dataset import LabeledDataset
 from keras_mlcl.data.npz import load_npz
 from keras_mlcl.data.registry import register_dataset
+from keras_mlcl.utils.types import ArrayLike
 
 FINE_CLASS_NAMES = (
     "T-shirt/top",
@@ -40,9 +41,9 @@ _FILES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
-_IDX_DTYPES = {
-    0x08: np.uint8,
-    0x09: np.int8,
+_IDX_DTYPES: dict[int, np.dtype] = {
+    0x08: np.dtype("uint8"),
+    0x09: np.dtype("int8"),
     0x0B: np.dtype(">i2"),
     0x0C: np.dtype(">i4"),
     0x0D: np.dtype(">f4"),
@@ -50,7 +51,7 @@ _IDX_DTYPES = {
 }
 
 
-def read_idx(path):
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """Reads an IDX file (the MNIST array format), gzipped or not, into a NumPy array.
 
     Args:
@@ -76,7 +77,7 @@ def read_idx(path):
     return data.reshape(shape).astype(dtype.newbyteorder("="))
 
 
-def _find_idx_file(folder, stem):
+def _find_idx_file(folder: str, stem: str) -> str | None:
     for name in (stem + ".gz", stem):
         path = os.path.join(folder, name)
         if os.path.isfile(path):
@@ -84,7 +85,7 @@ def _find_idx_file(folder, stem):
     return None
 
 
-def default_full_dirs():
+def default_full_dirs() -> list[str]:
     """Folders searched for the full Fashion-MNIST IDX files, in order.
 
     `$KERAS_MLCL_DATA/fashion-mnist` when that variable is set, then Keras' download cache
@@ -97,7 +98,7 @@ def default_full_dirs():
     return own + [os.path.join(keras_home, "datasets", "fashion-mnist"), DEBIAN_DIR]
 
 
-def read_fashion_mnist_idx(path=None):
+def read_fashion_mnist_idx(path: str | os.PathLike[str] | None = None) -> dict[str, np.ndarray]:
     """Reads the full Fashion-MNIST from a folder of IDX files.
 
     Args:
@@ -111,8 +112,9 @@ def read_fashion_mnist_idx(path=None):
     """
     folders = [os.fspath(path)] if path is not None else default_full_dirs()
     for folder in folders:
-        files = {key: _find_idx_file(folder, stem) for key, stem in _FILES.items()}
-        if all(files.values()):
+        found = {key: _find_idx_file(folder, stem) for key, stem in _FILES.items()}
+        files = {key: file for key, file in found.items() if file is not None}
+        if len(files) == len(_FILES):
             return {key: read_idx(file) for key, file in files.items()}
     raise FileNotFoundError(
         "The full Fashion-MNIST was not found: looked for the IDX files "
@@ -125,7 +127,9 @@ def read_fashion_mnist_idx(path=None):
     )
 
 
-def _with_hierarchy(x, fine, x_test, fine_test, name):
+def _with_hierarchy(
+    x: np.ndarray, fine: ArrayLike, x_test: np.ndarray, fine_test: ArrayLike, name: str
+) -> LabeledDataset:
     coarse_of_fine = np.asarray(COARSE_OF_FINE, dtype="int32")
     fine = np.asarray(fine, dtype="int32")
     fine_test = np.asarray(fine_test, dtype="int32")

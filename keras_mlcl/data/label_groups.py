@@ -9,11 +9,14 @@ clustering the labels' co-occurrence.
 
 import math
 import numbers
+from collections.abc import Sequence
 
 import numpy as np
 
+from keras_mlcl.utils.types import ArrayLike
 
-def _labelled_rows(array, name):
+
+def _labelled_rows(array: ArrayLike, name: str) -> np.ndarray:
     """Checks a multi-hot `(N, K)` array and returns its row mask: True where no value is < 0."""
     array = np.asarray(array)
     if array.ndim != 2 or array.shape[1] < 1:
@@ -21,7 +24,7 @@ def _labelled_rows(array, name):
             f"`{name}` should be a 2-D multi-hot array (N, K) with K >= 1. "
             f"Received: `{name}`.shape={array.shape}"
         )
-    labelled = (array >= 0).all(axis=1)
+    labelled = np.asarray((array >= 0).all(axis=1))
     if not np.isin(array[labelled], (0, 1)).all():
         raise ValueError(
             f"`{name}` should hold 0/1 values (rows with a negative value are unlabelled). "
@@ -30,7 +33,7 @@ def _labelled_rows(array, name):
     return labelled
 
 
-def _jaccard_distance(positives):
+def _jaccard_distance(positives: np.ndarray) -> np.ndarray:
     """`1 - Jaccard` between the columns of a boolean `(N, K)` array; 1 when a column is empty."""
     counts = positives.astype("float64")
     both = counts.T @ counts
@@ -42,15 +45,15 @@ def _jaccard_distance(positives):
     return distance
 
 
-def _groups_from_ids(group_ids):
+def _groups_from_ids(group_ids: Sequence[int] | np.ndarray) -> list[list[int]]:
     """Lists of column indices per group id, each sorted, ordered by their smallest column."""
-    groups = {}
+    groups: dict[int, list[int]] = {}
     for column, group_id in enumerate(group_ids):
         groups.setdefault(int(group_id), []).append(column)
     return sorted(groups.values(), key=lambda group: group[0])
 
 
-def _coarse_groups(positives, coarse_positives):
+def _coarse_groups(positives: np.ndarray, coarse_positives: np.ndarray) -> list[list[int]]:
     """Each fine column joins the coarse column that explains it (see `label_groups`)."""
     fine = positives.astype("int64")
     coarse = coarse_positives.astype("int64")
@@ -70,7 +73,7 @@ def _coarse_groups(positives, coarse_positives):
     return _groups_from_ids(best)
 
 
-def _clustered_groups(positives, num_groups):
+def _clustered_groups(positives: np.ndarray, num_groups: int) -> list[list[int]]:
     """Average-linkage agglomerative clustering of the columns on the Jaccard distance."""
     from sklearn.cluster import AgglomerativeClustering
 
@@ -83,7 +86,9 @@ def _clustered_groups(positives, num_groups):
     return _groups_from_ids(clustering.fit_predict(_jaccard_distance(positives)))
 
 
-def label_groups(labels, coarse=None, num_groups=None):
+def label_groups(
+    labels: ArrayLike, coarse: ArrayLike | None = None, num_groups: int | None = None
+) -> list[list[int]]:
     """Groups the label columns of a multi-label task, for one contrastive head per group.
 
     With `coarse` (a coarser level, each coarse label holding when one of its fine labels

@@ -5,6 +5,7 @@ any backend tensor exists.
 """
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -52,7 +53,7 @@ class LabeledDataset:
     x_val: Any = None
     val_labels: dict | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.x = _check_inputs("x", self.x)
         self.labels = check_labels("labels", self.labels, len(self.x))
         for split in ("test", "val"):
@@ -85,20 +86,20 @@ class LabeledDataset:
                 )
 
     @property
-    def levels(self):
+    def levels(self) -> list[str]:
         """The label level names, coarse -> fine."""
         return list(self.labels)
 
     @property
-    def has_test(self):
+    def has_test(self) -> bool:
         """Whether the dataset carries a test split."""
         return self.x_test is not None
 
-    def is_multi_hot(self, level):
+    def is_multi_hot(self, level: str) -> bool:
         """Whether `level` holds multi-hot `(N, K)` labels (else integer class ids `(N,)`)."""
         return self.labels[level].ndim == 2
 
-    def num_classes(self, level):
+    def num_classes(self, level: str) -> int:
         """The number of classes at `level`.
 
         For a multi-hot level, its number of columns `K`; else the number of class names when
@@ -115,7 +116,7 @@ class LabeledDataset:
         return largest + 1
 
 
-def _check_inputs(name, x, like=None):
+def _check_inputs(name: str, x: Any, like: np.ndarray | None = None) -> np.ndarray:
     """`x` as an array, checked: finite numbers (or strings), and the sample shape of `like`."""
     x = np.asarray(x)
     if x.ndim == 0:
@@ -142,9 +143,9 @@ def _check_inputs(name, x, like=None):
     return x
 
 
-def _none_or_shape(array):
+def _none_or_shape(array: Any) -> str:
     return "None" if array is None else f"an array of shape {np.shape(array)}"
 
 
-def _none_or_keys(labels):
+def _none_or_keys(labels: Mapping[str, Any] | None) -> str:
     return "None" if labels is None else f"a dict with keys {list(labels)}"

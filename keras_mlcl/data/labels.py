@@ -5,12 +5,16 @@ A level's labels are integer class ids `(N,)` (`-1` = unlabelled) or a multi-hot
 """
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from keras_mlcl.utils.types import ArrayLike
+from keras_mlcl.utils.types import LevelLabels
 
-def as_label_array(name, values):
+
+def as_label_array(name: str, values: ArrayLike) -> np.ndarray:
     """One level's labels as `int32`, checked to be int ids `(N,)` or multi-hot `(N, K)`.
 
     Args:
@@ -52,7 +56,7 @@ def as_label_array(name, values):
     return array.astype("int32")
 
 
-def check_labels(name, labels, num_samples):
+def check_labels(name: str, labels: LevelLabels, num_samples: int) -> dict[str, np.ndarray]:
     """Checks a `{level: array}` dict against the number of samples.
 
     Args:
@@ -81,7 +85,12 @@ def check_labels(name, labels, num_samples):
     return checked
 
 
-def check_same_levels(train_name, train_labels, other_name, other_labels):
+def check_same_levels(
+    train_name: str,
+    train_labels: Mapping[str, np.ndarray],
+    other_name: str,
+    other_labels: Mapping[str, np.ndarray],
+) -> None:
     """Checks that a held-out split has the training levels, with the same label kind."""
     missing = [level for level in train_labels if level not in other_labels]
     extra = [level for level in other_labels if level not in train_labels]
@@ -96,7 +105,7 @@ def check_same_levels(train_name, train_labels, other_name, other_labels):
         )
 
 
-def check_same_kind(train, other, train_name, other_name):
+def check_same_kind(train: np.ndarray, other: np.ndarray, train_name: str, other_name: str) -> None:
     """Checks that two splits of one level hold the same label kind (and multi-hot width)."""
     kinds = {1: "integer class ids (N,)", 2: "multi-hot (N, K)"}
     if train.ndim != other.ndim:
@@ -128,6 +137,7 @@ def dense_class_ids(dataset: Any) -> tuple[Any, dict[str, list[int]]]:
 
     Example:
 
+    >>> from keras_mlcl.data import LabeledDataset
     >>> data = LabeledDataset(x=np.zeros((3, 2)), labels={"label": [7, 10**9, 7]})
     >>> dense, mapping = dense_class_ids(data)
     >>> dense.labels["label"].tolist(), mapping

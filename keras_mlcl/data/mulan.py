@@ -8,6 +8,7 @@ import math
 import os
 import re
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Sequence
 
 import arff
 import numpy as np
@@ -24,7 +25,7 @@ REGISTERED_NAMES = ("emotions", "medical", "scene")
 _MEDICAL_LABEL = re.compile(r"Class-\d+-(\d{3}|V\d{2}|E\d{3})(?:_\d{1,2})?")
 
 
-def _nominal_numbers(values):
+def _nominal_numbers(values: Sequence[str]) -> dict[str, float]:
     """How a nominal attribute's values read as numbers: their own value, else their index."""
     try:
         return {value: float(value) for value in values}
@@ -80,20 +81,20 @@ def parse_arff(text: str) -> tuple[list[str], np.ndarray]:
     return names, np.asarray(rows, dtype="float64").reshape(len(rows), len(names))
 
 
-def read_label_names(path):
+def read_label_names(path: str | os.PathLike[str]) -> list[str]:
     """The label names of a MULAN `<name>.xml` file, in document order."""
     root = ElementTree.parse(path).getroot()
     names = [
-        element.get("name")
+        name
         for element in root.iter()
-        if element.tag.rsplit("}", 1)[-1] == "label" and element.get("name") is not None
+        if element.tag.rsplit("}", 1)[-1] == "label" and (name := element.get("name")) is not None
     ]
     if not names:
         raise ValueError(f"The MULAN label file {os.fspath(path)!r} names no labels.")
     return names
 
 
-def _resolve_folder(name, path):
+def _resolve_folder(name: str, path: str | os.PathLike[str] | None) -> str:
     if path is None:
         folders = [dataset_folder(f"mulan_{name}", f"mulan/{name}")]
     else:
@@ -108,7 +109,7 @@ def _resolve_folder(name, path):
     )
 
 
-def _read_split(path, label_names):
+def _read_split(path: str, label_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     with open(path, encoding="utf-8") as file:
         text = file.read()
     try:
@@ -144,10 +145,10 @@ def load_mulan(name: str, path: str | os.PathLike[str] | None = None) -> Labeled
         `labels` multi-hot int32 `(N, K)`, the test split, and the label names as
         `class_names["labels"]`.
 
-    Example:
+    Example (not run as a test: the MULAN files are not shipped with keras-mlcl):
 
-    >>> data = load_mulan("emotions", "data/mulan/emotions")
-    >>> data.x.shape, data.labels["labels"].shape
+    >>> data = load_mulan("emotions", "data/mulan/emotions")  # doctest: +SKIP
+    >>> data.x.shape, data.labels["labels"].shape  # doctest: +SKIP
     ((391, 72), (391, 6))
     """
     if not isinstance(name, str) or not name:
@@ -216,10 +217,10 @@ def load_mulan_medical_icd(path: str | os.PathLike[str] | None = None) -> Labele
         labels), the same for the test split, and `class_names` `{"category": the categories
         in text order, "code": the label names}`.
 
-    Example:
+    Example (not run as a test: the MULAN files are not shipped with keras-mlcl):
 
-    >>> data = load_mulan_medical_icd("data/mulan/medical")
-    >>> data.levels, data.class_names["category"][:3]
+    >>> data = load_mulan_medical_icd("data/mulan/medical")  # doctest: +SKIP
+    >>> data.levels, data.class_names["category"][:3]  # doctest: +SKIP
     (['category', 'code'], ['079', '277', '279'])
     """
     if path is None:
@@ -231,7 +232,7 @@ def load_mulan_medical_icd(path: str | os.PathLike[str] | None = None) -> Labele
     membership = np.zeros((len(code_names), len(categories)), dtype="int32")
     membership[np.arange(len(code_names)), [categories.index(c) for c in category_of_code]] = 1
 
-    def levels(code_labels):
+    def levels(code_labels: np.ndarray) -> dict[str, np.ndarray]:
         return {"category": (code_labels @ membership > 0).astype("int32"), "code": code_labels}
 
     return LabeledDataset(

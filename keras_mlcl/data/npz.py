@@ -9,6 +9,7 @@ import numpy as np
 from keras_mlcl.data.labeled_dataset import LabeledDataset
 from keras_mlcl.data.labels import as_label_array
 from keras_mlcl.data.labels import check_same_kind
+from keras_mlcl.utils.types import LevelLabels
 
 # Prefixes of the optional held-out splits in an `.npz` file (`x_test` + `y_test_<level>`).
 _SPLIT_KEYS = {"test": ("x_test", "y_test"), "val": ("x_val", "y_val")}
@@ -70,7 +71,7 @@ def load_npz(path: str | os.PathLike[str]) -> LabeledDataset:
     }
     single = "y" in arrays
     train_labels = _check_npz_labels(path, "y", train_labels, len(arrays["x"]), single)
-    splits = {}
+    splits: dict[str, tuple[np.ndarray | None, dict[str, np.ndarray] | None]] = {}
     for split, (x_key, y_key) in _SPLIT_KEYS.items():
         split_labels = {
             key[len(y_key) + 1 :] if key != y_key else _SINGLE_LEVEL_NAME: value
@@ -132,7 +133,7 @@ def load_npz(path: str | os.PathLike[str]) -> LabeledDataset:
         raise ValueError(f"In the `.npz` file {path!r}: {error}") from None
 
 
-def _read_npz(path):
+def _read_npz(path: str) -> dict[str, np.ndarray]:
     """The arrays of an `.npz` archive, or a one-line `ValueError` naming `path`."""
     if not zipfile.is_zipfile(path):
         size = os.path.getsize(path)
@@ -155,11 +156,13 @@ def _read_npz(path):
         raise ValueError(f"Cannot read the .npz archive {path!r} (corrupt?): {reason}") from None
 
 
-def _npz_key(prefix, level, single):
+def _npz_key(prefix: str, level: str, single: bool) -> str:
     return prefix if single else f"{prefix}_{level}"
 
 
-def _check_npz_labels(path, prefix, labels, num_samples, single):
+def _check_npz_labels(
+    path: str, prefix: str, labels: LevelLabels, num_samples: int, single: bool
+) -> dict[str, np.ndarray]:
     checked = {}
     for level, value in labels.items():
         key = _npz_key(prefix, level, single)

@@ -27,7 +27,13 @@ def register_dataset(name: str, loader: Callable[..., Any]) -> Callable[..., Any
 
     Example:
 
-    >>> register_dataset("my_set", lambda data_dir: load_npz(f"{data_dir}/my_set.npz"))
+    >>> def load_my_set(data_dir):
+    ...     return load_npz(os.path.join(data_dir or ".", "my_set.npz"))
+    >>> loader = register_dataset("my_set", load_my_set)
+    >>> data = LabeledDataset(x=np.zeros((4, 2)), labels={"label": [0, 1, 0, 1]})
+    >>> path = keras_mlcl.data.save_npz(data, "my_set.npz")
+    >>> load_dataset("my_set").labels["label"].tolist()
+    [0, 1, 0, 1]
     """
     if not isinstance(name, str) or not name or name.endswith(".npz"):
         raise ValueError(

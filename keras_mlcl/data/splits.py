@@ -10,13 +10,15 @@ are drawn (or left) than there are strata. Samples keep their order in both part
 """
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from keras_mlcl.data.labeled_dataset import LabeledDataset
 
 
-def _check_fraction(name, value, allow_one):
+def _check_fraction(name: str, value: Any, allow_one: bool) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -28,7 +30,7 @@ def _check_fraction(name, value, allow_one):
     return number
 
 
-def _strata(dataset):
+def _strata(dataset: LabeledDataset) -> np.ndarray | None:
     """Per-sample stratum ids of the finest single-label level; `None` when all are multi-hot."""
     for level in reversed(dataset.levels):
         if not dataset.is_multi_hot(level):
@@ -43,7 +45,7 @@ def _strata(dataset):
     return None
 
 
-def _draw(dataset, size, seed):
+def _draw(dataset: LabeledDataset, size: int, seed: int) -> np.ndarray:
     """Boolean mask of `size` training rows drawn stratified (see the module docstring)."""
     from sklearn.model_selection import train_test_split as sklearn_split
 
@@ -59,14 +61,14 @@ def _draw(dataset, size, seed):
     return mask
 
 
-def _held_out_size(dataset, fraction):
+def _held_out_size(dataset: LabeledDataset, fraction: float) -> int:
     num_samples = len(dataset.x)
     if num_samples < 2:
         raise ValueError(f"`dataset` should have at least 2 samples. Received: {num_samples}")
     return min(max(int(round(num_samples * fraction)), 1), num_samples - 1)
 
 
-def _take(labels, index):
+def _take(labels: Mapping[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:
     return {level: values[index] for level, values in labels.items()}
 
 
@@ -127,6 +129,7 @@ def subsample(dataset: LabeledDataset, fraction: float, seed: int = 0) -> Labele
 
     Example:
 
+    >>> from keras_mlcl.data import load_dataset
     >>> small = subsample(load_dataset("fashion_mnist"), fraction=0.1, seed=1)
     >>> small.x.shape
     (600, 28, 28)
@@ -158,6 +161,7 @@ def validation_split(
 
     Example:
 
+    >>> from keras_mlcl.data import load_dataset
     >>> train, val = validation_split(load_dataset("fashion_mnist"), fraction=0.1)
     >>> len(train.x), len(val.x)
     (5400, 600)

@@ -22,7 +22,7 @@ from keras_mlcl.utils.validation import check_positive_int
 RESERVED_TOKENS = ("[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]")
 
 
-def import_keras_hub():
+def import_keras_hub() -> Any:
     """Imports keras-hub, or raises an `ImportError` saying how to get it."""
     try:
         import keras_hub
@@ -34,7 +34,8 @@ def import_keras_hub():
     return keras_hub
 
 
-def check_sequence_length(sequence_length):
+def check_sequence_length(sequence_length: Any) -> int:
+    """Returns `sequence_length`, or raises if it is not an int >= 3."""
     if isinstance(sequence_length, bool) or not isinstance(sequence_length, int):
         sequence_length = None
     if sequence_length is None or sequence_length < 3:
@@ -45,7 +46,7 @@ def check_sequence_length(sequence_length):
     return sequence_length
 
 
-def as_text_list(texts, name="texts"):
+def as_text_list(texts: Any, name: str = "texts") -> list[str]:
     """`texts` (a string, or a sequence / array of strings or bytes) as a list of str."""
     if isinstance(texts, (str, bytes)):
         texts = [texts]
@@ -109,7 +110,7 @@ def compute_vocabulary(
         )
 
 
-def load_preset(loader, preset):
+def load_preset(loader: Any, preset: str) -> Any:
     """`loader.from_preset(preset)`, with a clear error when it cannot be had."""
     try:
         return loader.from_preset(preset)
@@ -122,7 +123,7 @@ def load_preset(loader, preset):
         ) from error
 
 
-def token_id(tokenizer, attribute):
+def token_id(tokenizer: Any, attribute: str) -> int | None:
     """A special token id of `tokenizer` as an int, or None when it has none."""
     value = getattr(tokenizer, attribute, None)
     return None if value is None else int(value)
@@ -156,10 +157,11 @@ class TextPreprocessor:
         vocabulary_size, padding_id, mask_token_id, start_token_id,
         end_token_id: the ids a model and `TokenDropout` need.
 
-    Example:
+    Example: "a cat" becomes `[CLS] a c ##a ##t [SEP] [PAD] [PAD]`.
 
     >>> preprocessor = TextPreprocessor.from_texts(["a cat", "a dog"], sequence_length=8)
-    >>> preprocessor(["a cat"])  # [CLS] a c ##a ##t [SEP] [PAD] [PAD]: [[1, 5, 6, 11, 16, 2, 0, 0]]
+    >>> preprocessor(["a cat"]).tolist()
+    [[1, 5, 6, 11, 16, 2, 0, 0]]
     """
 
     def __init__(
@@ -178,9 +180,9 @@ class TextPreprocessor:
         self.lowercase = bool(lowercase)
         self.preset = preset
         keras_hub = import_keras_hub()
-        if vocabulary is None:
+        if preset is not None:
             self.tokenizer = load_preset(keras_hub.tokenizers.Tokenizer, preset)
-        else:
+        elif vocabulary is not None:
             vocabulary = [str(token) for token in vocabulary]
             missing = [token for token in RESERVED_TOKENS if token not in vocabulary]
             if missing:

@@ -53,14 +53,18 @@ def gather_across_replicas(values: Any) -> Any:
     Returns:
         The same structure with the global batch, replicas in order.
 
-    Example:
+    Example (one replica: the batch comes back unchanged):
 
+    >>> z = keras.ops.ones((4, 8))
+    >>> labels = keras.ops.convert_to_tensor([0, 0, 1, 1])
     >>> z, labels = gather_across_replicas((z, labels))
+    >>> tuple(keras.ops.shape(z)), keras.ops.convert_to_numpy(labels).tolist()
+    ((4, 8), [0, 0, 1, 1])
     """
     if replica_count() == 1:
         return values
 
-    def gather(x):
+    def gather(x: Tensor | None) -> Tensor | None:
         return None if x is None else backend.all_gather(ops.convert_to_tensor(x))
 
     return keras.tree.map_structure(gather, values, none_is_leaf=True)
@@ -120,9 +124,18 @@ def variable_scope(model: Any) -> AbstractContextManager[Any]:
     like the model's); on JAX and PyTorch a no-op (JAX variables follow
     the active `keras.distribution`).
 
-    Example:
+    Args:
+        model: the (built) model whose replicas share the new variables.
 
+    Returns:
+        A context manager.
+
+    Example: a step counter that a model's replicas share.
+
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     >>> with variable_scope(model):
-    ...     bank.build(...)
+    ...     steps = keras.Variable(0, trainable=False, name="steps")
+    >>> int(keras.ops.convert_to_numpy(steps))
+    0
     """
     return backend.variable_scope(model)

@@ -139,7 +139,9 @@ def text_encoder(
 
     >>> texts = ["the cat sat", "a dog ran", "stocks fell", "team won"]
     >>> preprocessor, encoder = text_encoder(texts, sequence_length=16, hidden_dim=32)
-    >>> embeddings = encoder(preprocessor(texts))  # (4, 32)
+    >>> embeddings = encoder(preprocessor(texts))
+    >>> tuple(keras.ops.shape(embeddings))
+    (4, 32)
     """
     if (texts is None) == (preset is None):
         raise ValueError(
@@ -150,7 +152,7 @@ def text_encoder(
     sequence_length = check_sequence_length(sequence_length)
     pooling = check_choice("pooling", pooling, POOLINGS)
     keras_hub = import_keras_hub()
-    if texts is None:
+    if preset is not None:
         preprocessor = TextPreprocessor(sequence_length=sequence_length, preset=preset)
         backbone = load_preset(keras_hub.models.Backbone, preset)
         max_length = getattr(backbone, "max_sequence_length", None)
@@ -159,7 +161,7 @@ def text_encoder(
                 f"`sequence_length` should be at most the preset's {max_length}. "
                 f"Received: `sequence_length`={sequence_length}"
             )
-    else:
+    elif texts is not None:
         num_layers = check_positive_int("num_layers", num_layers)
         num_heads = check_positive_int("num_heads", num_heads)
         hidden_dim = check_positive_int("hidden_dim", hidden_dim)

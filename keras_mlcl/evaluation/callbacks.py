@@ -16,7 +16,7 @@ from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_positive_int
 
 
-def _check_data(name, data, levels):
+def _check_data(name: str, data: Any, levels: Sequence[str]) -> tuple[Any, dict[str, np.ndarray]]:
     """Returns `(x, {level: labels})` from a `(x, labels)` tuple, or raises."""
     if not isinstance(data, (tuple, list)) or len(data) != 2 or not isinstance(data[1], dict):
         raise ValueError(
@@ -82,16 +82,21 @@ class KNNCallback(keras.callbacks.Callback):
         batch_size: batch size of `model.predict` (and of `model.embed` when
             it takes one). Defaults to None (Keras' default, 32).
 
-    Example:
+    Example: any Keras model works (a `ContrastiveModel` is fitted the same way); the
+    `CSVLogger` after the callback logs its keys.
 
-    ```python
-    callbacks = [
-        KNNCallback((x_train, y_train), (x_val, y_val), levels=["coarse", "fine"]),
-        keras.callbacks.CSVLogger("log.csv"),
-        keras.callbacks.EarlyStopping(monitor="val_knn_fine_acc", mode="max"),
-    ]
-    model.fit(x_train, y_train, epochs=10, callbacks=callbacks)
-    ```
+    >>> x = np.random.default_rng(0).normal(size=(40, 8)).astype("float32")
+    >>> y = {"coarse": np.arange(40) % 2, "fine": np.arange(40) % 4}
+    >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> callbacks = [
+    ...     KNNCallback((x, y), (x, y), levels=["coarse", "fine"], k=3),
+    ...     keras.callbacks.CSVLogger("log.csv"),
+    ...     keras.callbacks.EarlyStopping(monitor="val_knn_fine_acc", mode="max"),
+    ... ]
+    >>> history = model.fit(x, np.zeros((40, 4)), epochs=2, callbacks=callbacks, verbose=0)
+    >>> open("log.csv").readline().strip()
+    'epoch,loss,val_knn_coarse_acc,val_knn_fine_acc'
     """
 
     def __init__(
@@ -126,7 +131,7 @@ class KNNCallback(keras.callbacks.Callback):
         """The keys this callback writes into `logs`, in level order."""
         return [f"val_knn_{level}_acc" for level in self.levels]
 
-    def embed(self, x):
+    def embed(self, x: Any) -> np.ndarray:
         """Embeddings of `x` by the model, as a NumPy array `(N, D)`."""
         model = self.model
         embed = getattr(model, "embed", None)

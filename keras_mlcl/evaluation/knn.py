@@ -1,10 +1,11 @@
 """k-nearest-neighbour evaluation of frozen embeddings."""
 
+import functools
+
 import numpy as np
 
-from keras_mlcl.evaluation.multilabel_metrics import check_embeddings
-from keras_mlcl.evaluation.multilabel_metrics import check_level_dicts
 from keras_mlcl.evaluation.multilabel_metrics import check_train_test
+from keras_mlcl.evaluation.per_level import score_per_level
 from keras_mlcl.utils.types import ArrayLike
 from keras_mlcl.utils.types import LevelLabels
 from keras_mlcl.utils.validation import check_choice
@@ -110,12 +111,5 @@ def knn_accuracy_per_level(
     >>> knn_accuracy_per_level(train, labels, train, labels, k=1)
     {'coarse': 1.0, 'fine': 1.0}
     """
-    levels = check_level_dicts("train_labels", train_labels, "test_labels", test_labels)
-    train_x = check_embeddings("train_embeddings", train_embeddings)
-    test_x = check_embeddings("test_embeddings", test_embeddings)
-    return {
-        level: knn_accuracy(
-            train_x, train_labels[level], test_x, test_labels[level], k=k, metric=metric
-        )
-        for level in levels
-    }
+    score = functools.partial(knn_accuracy, k=k, metric=metric)
+    return score_per_level(score, train_embeddings, train_labels, test_embeddings, test_labels)

@@ -1,5 +1,7 @@
 """Linear probe: logistic regression on frozen embeddings."""
 
+import functools
+
 import numpy as np
 
 from keras_mlcl.evaluation.multilabel_metrics import check_embeddings
@@ -8,6 +10,7 @@ from keras_mlcl.evaluation.multilabel_metrics import check_level_labels
 from keras_mlcl.evaluation.multilabel_metrics import check_train_test
 from keras_mlcl.evaluation.multilabel_metrics import macro_f1
 from keras_mlcl.evaluation.multilabel_metrics import threshold_scores
+from keras_mlcl.evaluation.per_level import score_per_level
 from keras_mlcl.utils.types import ArrayLike
 from keras_mlcl.utils.types import LevelLabels
 from keras_mlcl.utils.validation import check_positive_float
@@ -16,7 +19,9 @@ from keras_mlcl.utils.validation import check_positive_int
 RANDOM_STATE = 0
 
 
-def one_vs_rest_probabilities(train_x, train_y, score_xs, C, max_iter):
+def one_vs_rest_probabilities(
+    train_x: np.ndarray, train_y: np.ndarray, score_xs: list[np.ndarray], C: float, max_iter: int
+) -> list[np.ndarray]:
     """Standardises, fits one logistic regression per label, returns probabilities.
 
     For `K >= 2` this equals scikit-learn's `OneVsRestClassifier(...)
@@ -147,15 +152,8 @@ def linear_probe_per_level(
     >>> linear_probe_per_level(train, labels, train, labels)
     {'coarse': 1.0}
     """
-    levels = check_level_dicts("train_labels", train_labels, "test_labels", test_labels)
-    train_x = check_embeddings("train_embeddings", train_embeddings)
-    test_x = check_embeddings("test_embeddings", test_embeddings)
-    return {
-        level: linear_probe(
-            train_x, train_labels[level], test_x, test_labels[level], C=C, max_iter=max_iter
-        )
-        for level in levels
-    }
+    score = functools.partial(linear_probe, C=C, max_iter=max_iter)
+    return score_per_level(score, train_embeddings, train_labels, test_embeddings, test_labels)
 
 
 def probe_scores(

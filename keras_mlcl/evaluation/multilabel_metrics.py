@@ -8,13 +8,14 @@ fitting and scoring.
 """
 
 import math
+from typing import Any
 
 import numpy as np
 
 from keras_mlcl.utils.types import ArrayLike
 
 
-def check_embeddings(name, embeddings):
+def check_embeddings(name: str, embeddings: ArrayLike) -> np.ndarray:
     """Returns `embeddings` as a finite float NumPy array `(N, D)`, or raises."""
     array = np.asarray(embeddings)
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
@@ -36,7 +37,9 @@ def check_embeddings(name, embeddings):
     return array
 
 
-def check_level_labels(name, labels, num_samples=None):
+def check_level_labels(
+    name: str, labels: ArrayLike, num_samples: int | None = None
+) -> tuple[np.ndarray, bool, np.ndarray]:
     """Checks one level's labels and finds its labelled rows.
 
     Args:
@@ -76,7 +79,12 @@ def check_level_labels(name, labels, num_samples=None):
     return array, True, labelled
 
 
-def check_train_test(train_embeddings, train_labels, test_embeddings, test_labels):
+def check_train_test(
+    train_embeddings: ArrayLike,
+    train_labels: ArrayLike,
+    test_embeddings: ArrayLike,
+    test_labels: ArrayLike,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
     """Checks a train/test pair of one level and keeps their labelled rows.
 
     Returns:
@@ -114,7 +122,9 @@ def check_train_test(train_embeddings, train_labels, test_embeddings, test_label
     )
 
 
-def check_level_dicts(train_name, train_labels, test_name, test_labels):
+def check_level_dicts(
+    train_name: str, train_labels: Any, test_name: str, test_labels: Any
+) -> list[str]:
     """Returns the level names of two `{level: labels}` dicts with equal keys."""
     for name, value in ((train_name, train_labels), (test_name, test_labels)):
         if not isinstance(value, dict) or not value:
@@ -130,14 +140,14 @@ def check_level_dicts(train_name, train_labels, test_name, test_labels):
     return list(train_labels)
 
 
-def f1_counts(y_true, y_pred):
+def f1_counts(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Per-label counts `(2 TP, 2 TP + FP + FN)` of multi-hot `(N, K)` arrays."""
     truth, predicted = np.asarray(y_true) > 0, np.asarray(y_pred) > 0
     true_positives = np.sum(truth & predicted, axis=0)
     return 2 * true_positives, truth.sum(axis=0) + predicted.sum(axis=0)
 
 
-def macro_f1(y_true, y_pred):
+def macro_f1(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Macro-F1 over the labels with a positive in `y_true` or `y_pred`.
 
     ```
@@ -155,14 +165,14 @@ def macro_f1(y_true, y_pred):
     return float(np.mean(numerators[active] / denominators[active]))
 
 
-def micro_f1(y_true, y_pred):
+def micro_f1(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Micro-F1, `2 TP / (2 TP + FP + FN)` with counts summed over labels; 0.0 when undefined."""
     numerators, denominators = f1_counts(y_true, y_pred)
     total = denominators.sum()
     return float(numerators.sum() / total) if total > 0 else 0.0
 
 
-def check_scores(y_true, y_score):
+def check_scores(y_true: ArrayLike, y_score: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Checks multi-hot labels and their scores, and keeps the labelled rows.
 
     Args:
@@ -190,7 +200,7 @@ def check_scores(y_true, y_score):
     return labels[labelled], scores[labelled]
 
 
-def check_threshold(threshold, num_labels):
+def check_threshold(threshold: Any, num_labels: int) -> float | np.ndarray:
     """Returns `threshold` as a finite float or a finite float array `(K,)`, or raises."""
     array = np.asarray(threshold)
     if array.ndim == 0:

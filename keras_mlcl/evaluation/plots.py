@@ -16,7 +16,7 @@ MAX_LEGEND_CLASSES = 20
 MISSING_COLOR = "#b0b0b0"
 
 
-def check_writable_path(name, path):
+def check_writable_path(name: str, path: Any) -> str:
     """Makes the folder of `path` if needed; raises if a file cannot go there."""
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
         raise ValueError(f"`{name}` should be a file path. Received: `{name}`={path!r}")
@@ -41,7 +41,7 @@ def check_writable_path(name, path):
     return path
 
 
-def project_2d(embeddings, method, seed):
+def project_2d(embeddings: np.ndarray, method: str, seed: int) -> np.ndarray:
     """`(N, D)` embeddings mapped to `(N, 2)` with t-SNE or PCA."""
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
@@ -99,7 +99,8 @@ def plot_embeddings(
 
     >>> x = np.random.default_rng(0).normal(size=(60, 8))
     >>> y = {"coarse": np.arange(60) % 2, "fine": np.arange(60) % 4}
-    >>> written = plot_embeddings(x, y, "/tmp/embeddings.png", method="pca")
+    >>> plot_embeddings(x, y, "embeddings.png", method="pca")
+    'embeddings.png'
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -158,7 +159,7 @@ def plot_embeddings(
     return path
 
 
-def _panel_classes(values, multi_hot, labelled):
+def _panel_classes(values: np.ndarray, multi_hot: bool, labelled: np.ndarray) -> np.ndarray:
     """One int per point: its class (-1 unlabelled, -2 an empty multi-hot row)."""
     if not multi_hot:
         return np.where(labelled, values, -1)
@@ -167,7 +168,7 @@ def _panel_classes(values, multi_hot, labelled):
     return np.where(~labelled, -1, np.where(empty, -2, first))
 
 
-def _draw_panel(ax, coordinates, classes, class_names):
+def _draw_panel(ax: Any, coordinates: np.ndarray, classes: np.ndarray, class_names: Any) -> None:
     """Scatters one level's points, unlabelled first in grey, then each class."""
     import matplotlib
 

@@ -4,6 +4,7 @@ import numpy as np
 
 from keras_mlcl.evaluation.multilabel_metrics import check_embeddings
 from keras_mlcl.evaluation.multilabel_metrics import check_level_dicts
+from keras_mlcl.utils.labels import as_class_ids
 from keras_mlcl.utils.types import ArrayLike
 from keras_mlcl.utils.types import LevelLabels
 from keras_mlcl.utils.validation import check_positive_int
@@ -12,21 +13,24 @@ from keras_mlcl.utils.validation import check_positive_int
 BLOCK_ELEMENTS = 1 << 22
 
 
-def _class_ids(name, labels, num_rows):
-    labels = np.asarray(labels)
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+def _class_ids(name: str, labels: ArrayLike, num_rows: int) -> np.ndarray:
+    """`labels` as `(num_rows,)` int class ids, or raises."""
+    class_ids = as_class_ids(labels)
+    if class_ids is None:
+        array = np.asarray(labels)
         raise ValueError(
             f"`{name}` should be `(N,)` int class ids (one level). Received shape "
-            f"{labels.shape} and dtype {labels.dtype}"
+            f"{array.shape} and dtype {array.dtype}"
         )
-    if labels.shape[0] != num_rows:
-        raise ValueError(f"`{name}` has {labels.shape[0]} rows but its embeddings have {num_rows}.")
-    return labels
+    if class_ids.shape[0] != num_rows:
+        raise ValueError(
+            f"`{name}` has {class_ids.shape[0]} rows but its embeddings have {num_rows}."
+        )
+    return class_ids
 
 
-def _unit_rows(x):
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """The rows of `x` scaled to unit L2 norm (zero rows stay zero)."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.maximum(norms, 1e-12)
 
@@ -87,7 +91,7 @@ def retrieval_metrics(
             "`reference_embeddings` and `reference_labels` go together: pass both or "
             "neither (neither: leave-one-out on the queries)."
         )
-    if leave_one_out:
+    if reference_embeddings is None or reference_labels is None:  # leave-one-out
         references, reference_y = queries, query_y
     else:
         references = check_embeddings("reference_embeddings", reference_embeddings)

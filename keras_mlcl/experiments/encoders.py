@@ -3,6 +3,7 @@
 import json
 import os
 import random
+from typing import Any
 
 import keras
 import numpy as np
@@ -21,7 +22,7 @@ DEFAULT_ENCODER_WIDTH = 512
 EMBEDDING_DIM = 128
 
 
-def input_kind(x):
+def input_kind(x: Any) -> str:
     """`"image"` for `(N, H, W[, C])`, `"text"` for strings, `"vector"` for `(N, F)`."""
     x = np.asarray(x)
     if x.dtype.kind in "USO":
@@ -44,28 +45,33 @@ class Preprocessing:
     run's vocabulary.
     """
 
-    def __init__(self, kind, text=None):
+    def __init__(self, kind: str, text: TextPreprocessor | None = None) -> None:
+        if (kind == "text") != (text is not None):
+            raise ValueError(
+                "`text` (a `TextPreprocessor`) should be given with `kind='text'` and only "
+                f"then. Received: `kind`={kind!r} and `text`={text!r}"
+            )
         self.kind = kind
         self.text = text
 
-    def __call__(self, x):
+    def __call__(self, x: Any) -> np.ndarray:
         x = np.asarray(x)
-        if self.kind == "text":
+        if self.text is not None:
             return self.text(list(x))
         if self.kind == "image" and x.ndim == 3:
             x = x[..., None]
         return x.astype("float32")
 
-    def record(self, folder):
+    def record(self, folder: str) -> dict[str, str]:
         """A JSON-able description; a text vocabulary is written into `folder`."""
-        if self.kind != "text":
+        if self.text is None:
             return {"kind": self.kind}
         with open(os.path.join(folder, TEXT_CONFIG), "w", encoding="utf-8") as f:
             json.dump(self.text.get_config(), f)
         return {"kind": "text", "text": TEXT_CONFIG}
 
     @classmethod
-    def from_record(cls, record, folder):
+    def from_record(cls, record: dict[str, str], folder: str) -> "Preprocessing":
         """Rebuilds the preprocessing that `record` wrote into `folder`."""
         if record["kind"] != "text":
             return cls(record["kind"])
@@ -73,7 +79,9 @@ class Preprocessing:
             return cls("text", TextPreprocessor.from_config(json.load(f)))
 
 
-def build_encoder(x_train, encoder_width=DEFAULT_ENCODER_WIDTH):
+def build_encoder(
+    x_train: Any, encoder_width: int = DEFAULT_ENCODER_WIDTH
+) -> tuple[Preprocessing, keras.Model, keras.layers.Layer]:
     """The default encoder, views and preprocessing for a training input array.
 
     Views: images are shifted by up to 2 pixels and flipped (`image_views`);

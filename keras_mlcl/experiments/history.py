@@ -2,14 +2,19 @@
 
 import csv
 import os
+from collections.abc import Mapping
+from collections.abc import Sequence
+
+History = Mapping[str, Sequence[float]]
+"""A `keras.callbacks.History.history` dict: `{name: [value per epoch]}`."""
 
 
-def head_names(history):
+def head_names(history: History) -> list[str]:
     """The heads of a `History.history` dict: the `<head>` of each `<head>_loss` key."""
     return sorted(key[: -len("_loss")] for key in history if key.endswith("_loss"))
 
 
-def write_history_csv(history, path):
+def write_history_csv(history: History, path: str | os.PathLike[str]) -> None:
     """Writes a `History.history` dict as CSV: an `epoch` column (from 1), then each log.
 
     Args:
@@ -18,8 +23,8 @@ def write_history_csv(history, path):
 
     Example:
 
-    >>> write_history_csv({"loss": [2.0, 1.5], "fine_loss": [2.0, 1.5]}, "/tmp/history.csv")
-    >>> open("/tmp/history.csv").read().splitlines()
+    >>> write_history_csv({"loss": [2.0, 1.5], "fine_loss": [2.0, 1.5]}, "history.csv")
+    >>> open("history.csv").read().splitlines()
     ['epoch,fine_loss,loss', '1,2.0,2.0', '2,1.5,1.5']
     """
     names = sorted(history)
@@ -31,7 +36,7 @@ def write_history_csv(history, path):
             writer.writerow([epoch + 1, *(float(history[name][epoch]) for name in names)])
 
 
-def plot_loss_curves(history, folder, title=""):
+def plot_loss_curves(history: History, folder: str, title: str = "") -> list[str]:
     """Writes `loss_<head>.png` (the head's loss per epoch) for each head of `history`.
 
     Args:
@@ -45,7 +50,7 @@ def plot_loss_curves(history, folder, title=""):
 
     Example:
 
-    >>> plot_loss_curves({"loss": [2.0, 1.5], "fine_loss": [2.0, 1.5]}, "/tmp/run")
+    >>> plot_loss_curves({"loss": [2.0, 1.5], "fine_loss": [2.0, 1.5]}, ".")
     ['loss_fine.png']
     """
     import matplotlib

@@ -5,7 +5,7 @@
 | `ce` | one (weight 0) | cross-entropy on the finest level |
 | `bce` | one (weight 0) | sigmoid cross-entropy on the multi-hot level |
 | `supcon` | one, finest level | `SupCon` |
-| `mlcl` | one per level | `MultiLevelSupCon` (coarser heads tau = 0.5, weight 1; finest tau) |
+| `mlcl` | one per level | `MultiLevelSupCon` (the coarser heads: `coarse_temperature`, ...) |
 | `himulcon` | one | `HiMulCon("hmce")` on all levels |
 | `simdis` | one, multi-hot level | `SimDisLoss` |
 | `supcon-any` | one, multi-hot level | `SupCon(positives="any")` |
@@ -18,49 +18,33 @@ The heads of `mlcl-labels` and `mlcl-groups` share one temperature; each head's 
 `share ** weight_power`, scaled to a mean of 1 over the heads with a positive, where `share` is
 the share of training rows holding a label of the head (`weight_power=0`: every head weighs 1).
 A head whose labels no training row holds weighs 0: it has no positive pair to learn from.
+
+The method names, and which option (`temperature`, `coarse_weight`, ...) each method uses with
+its default, are in the table of `keras_mlcl.experiments.options`.
 """
 
+from collections.abc import Callable
+from typing import Any
+
+import keras
 import numpy as np
 
+from keras_mlcl.data import LabeledDataset
 from keras_mlcl.data.label_groups import label_groups
+from keras_mlcl.experiments.options import DEFAULTS
+from keras_mlcl.experiments.options import LABEL_HEAD_METHODS
+from keras_mlcl.experiments.options import METHODS as METHODS  # exported by the package
+from keras_mlcl.experiments.options import parse_method
 from keras_mlcl.losses import HiMulCon
 from keras_mlcl.losses import MultiLevelSupCon
 from keras_mlcl.losses import SimDisLoss
 from keras_mlcl.losses import SupCon
 from keras_mlcl.models import ContrastiveModel
 
-METHODS = (
-    "ce",
-    "supcon",
-    "mlcl",
-    "himulcon",
-    "simdis",
-    "supcon-any",
-    "jaccard",
-    "bce",
-    "mlcl-labels",
-    "mlcl-groups",
-)
-# Methods with one head per label or label group of the multi-hot level (no `+ce` form).
-LABEL_HEAD_METHODS = ("mlcl-labels", "mlcl-groups")
 MULTI_HOT_METHODS = ("simdis", "supcon-any", "jaccard", "bce", *LABEL_HEAD_METHODS)
-COARSE_TEMPERATURE = 0.5
 
 
-def parse_method(name):
-    """`(base, joint_ce)` for a method name such as `"mlcl+ce"`."""
-    base, joint = (name[:-3], True) if name.endswith("+ce") else (name, False)
-    if base not in METHODS or (joint and base in ("ce", "bce", *LABEL_HEAD_METHODS)):
-        known = ", ".join(METHODS)
-        single = ", ".join(m for m in METHODS if m not in ("ce", "bce", *LABEL_HEAD_METHODS))
-        raise ValueError(
-            f"`method` should be one of {known}, or one of {single} followed by '+ce'. "
-            f"Received: `method`={name!r}"
-        )
-    return base, joint
-
-
-def method_label_groups(method, dataset, level):
+def method_label_groups(method: str, dataset: LabeledDataset, level: str) -> dict[str, list[int]]:
     """The label columns of each head of `mlcl-labels` / `mlcl-groups`: `{head: [columns]}`.
 
     `mlcl-labels` has one head per label (`label_<k>`). `mlcl-groups` has one head per group
@@ -80,7 +64,9 @@ def method_label_groups(method, dataset, level):
     return {f"group_{i}": list(columns) for i, columns in enumerate(groups)}
 
 
-def head_weights(labels, groups, weight_power):
+def head_weights(
+    labels: Any, groups: dict[str, list[int]], weight_power: float
+) -> dict[str, float]:
     """`{head: weight}`: `share ** weight_power`, scaled to a mean of 1 over the heads with a
     positive; 0 for a head without one (see the module doc)."""
     labels = np.asarray(labels)
@@ -96,7 +82,7 @@ def head_weights(labels, groups, weight_power):
     return {name: raw[name] / mean if name in raw else 0.0 for name in groups}
 
 
-def check_method_for_dataset(name, dataset):
+def check_method_for_dataset(name: str, dataset: LabeledDataset) -> None:
     """Raises when the dataset's levels do not fit the method."""
     base, _ = parse_method(name)
     multi_hot = [level for level in dataset.levels if dataset.is_multi_hot(level)]
@@ -115,18 +101,18 @@ def check_method_for_dataset(name, dataset):
 
 
 def build_model(
-    name,
-    dataset,
-    encoder,
-    augment=None,
-    views=2,
-    temperature=0.1,
-    ce_weight=1.0,
-    head_dim=128,
-    coarse_temperature=COARSE_TEMPERATURE,
-    coarse_weight=1.0,
-    weight_power=0.0,
-):
+    name: str,
+    dataset: LabeledDataset,
+    encoder: keras.Model,
+    augment: keras.layers.Layer | None = None,
+    views: int = 2,
+    temperature: float = DEFAULTS["temperature"],
+    ce_weight: float = DEFAULTS["ce_weight"],
+    head_dim: int = 128,
+    coarse_temperature: float = DEFAULTS["coarse_temperature"],
+    coarse_weight: float = DEFAULTS["coarse_weight"],
+    weight_power: float = DEFAULTS["weight_power"],
+) -> tuple[ContrastiveModel, Callable[[dict[str, Any]], Any]]:
     """A `ContrastiveModel` for method `name` on `dataset`'s levels.
 
     Args:
@@ -143,6 +129,9 @@ def build_model(
         coarse_weight: `mlcl`: weight of those heads (the finest head's is 1).
         weight_power: `mlcl-labels`, `mlcl-groups`: the heads' weights are the shares of
             training rows holding one of their labels to this power, scaled to a mean of 1.
+
+    The defaults of `temperature`, `ce_weight`, `coarse_temperature`, `coarse_weight` and
+    `weight_power` are the method options' table's (`keras_mlcl.experiments.options`).
 
     Returns:
         `(model, labels)`: the model and a function mapping a dict of level
@@ -209,7 +198,7 @@ def build_model(
     )
     keys = levels if base == "mlcl" else sorted({target, *classifier})
 
-    def to_y(labels):
+    def to_y(labels: dict[str, Any]) -> Any:
         if base == "himulcon":
             y = {key: labels[key] for key in classifier}
             y["hierarchy"] = np.stack([labels[level] for level in levels], axis=1)

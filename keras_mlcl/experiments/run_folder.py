@@ -23,6 +23,9 @@ import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Iterator
+from collections.abc import Sequence
+from typing import Any
 
 from keras_mlcl.version import __version__
 
@@ -36,7 +39,7 @@ class RunFolderError(ValueError):
     """A run folder that cannot be written without touching files keras-mlcl did not write."""
 
 
-def _files_below(folder):
+def _files_below(folder: str) -> list[str]:
     """Relative paths of every file and link below `folder` (folders themselves excluded)."""
     found = []
     for root, dirs, files in os.walk(folder):
@@ -45,7 +48,7 @@ def _files_below(folder):
     return sorted(found)
 
 
-def read_marker(folder):
+def read_marker(folder: str) -> dict[str, Any] | None:
     """The marker of a finished run in `folder` as a dict, or None when there is none."""
     path = os.path.join(folder, MARKER)
     if not os.path.isfile(path):
@@ -60,19 +63,19 @@ def read_marker(folder):
     return marker
 
 
-def foreign_files(folder):
+def foreign_files(folder: str) -> list[str]:
     """Files in a run folder that its marker does not list (everything, when unmarked)."""
     marker = read_marker(folder)
     ours = set(marker["files"]) | {MARKER} if marker else set()
     return [path for path in _files_below(folder) if path not in ours]
 
 
-def _contains(outer, inner):
+def _contains(outer: str, inner: str) -> bool:
     outer, inner = os.path.realpath(outer), os.path.realpath(inner)
     return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)
 
 
-def check_target(out, overwrite=False, protected=()):
+def check_target(out: str, overwrite: bool = False, protected: Sequence[str | None] = ()) -> bool:
     """Raises a `RunFolderError` when a run may not be written to `out`.
 
     Args:
@@ -114,7 +117,7 @@ def check_target(out, overwrite=False, protected=()):
     return True
 
 
-def _process_alive(pid, host):
+def _process_alive(pid: int, host: str) -> bool:
     if host != socket.gethostname():
         return True  # cannot tell: keep it
     try:
@@ -126,7 +129,7 @@ def _process_alive(pid, host):
     return True
 
 
-def _clean_stale(parent, base):
+def _clean_stale(parent: str, base: str) -> None:
     """Removes temporary folders of `base` left by killed runs, when marked as ours."""
     for name in os.listdir(parent):
         if not name.startswith(f".{base}{_TEMP_TAG}"):
@@ -142,19 +145,24 @@ def _clean_stale(parent, base):
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _write_json(path, value):
+def _write_json(path: str, value: Any) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(value, f, indent=2)
 
 
-def _remove_run(folder):
+def _remove_run(folder: str) -> None:
     """Deletes a finished run's folder if it still holds only files its marker lists."""
     if read_marker(folder) is not None and not foreign_files(folder):
         shutil.rmtree(folder)
 
 
 @contextlib.contextmanager
-def run_folder(out, kind, overwrite=False, protected=()):
+def run_folder(
+    out: str | os.PathLike[str],
+    kind: str,
+    overwrite: bool = False,
+    protected: Sequence[str | None] = (),
+) -> Iterator[str]:
     """Yields a temporary folder to write a run into; moves it to `out` when complete.
 
     The checks of `check_target` run first, before any work. On an exception the temporary
@@ -170,7 +178,7 @@ def run_folder(out, kind, overwrite=False, protected=()):
 
     >>> with run_folder("runs/first", "train") as folder:
     ...     with open(os.path.join(folder, "results.json"), "w") as f:
-    ...         f.write("{}")
+    ...         _ = f.write("{}")
     >>> sorted(os.listdir("runs/first"))
     ['.keras-mlcl-run.json', 'results.json']
     """
@@ -208,7 +216,7 @@ def run_folder(out, kind, overwrite=False, protected=()):
         raise
 
 
-def _swap_in(temp, out, overwrite):
+def _swap_in(temp: str, out: str, overwrite: bool) -> None:
     """Moves the finished run `temp` to `out`, replacing an earlier run only when allowed."""
     replaces = check_target(out, overwrite=overwrite)  # again: `out` may have changed
     if not replaces:
@@ -228,7 +236,7 @@ def _swap_in(temp, out, overwrite):
     _remove_run(old)
 
 
-def add_to_run(folder, name):
+def add_to_run(folder: str, name: str) -> None:
     """Records a file written later into a finished run (e.g. `metrics.json` of `evaluate`).
 
     Does nothing when `folder` is not a run folder.

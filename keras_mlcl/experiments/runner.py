@@ -7,10 +7,15 @@ import os
 import sys
 import time
 import zipfile
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
 
+from keras_mlcl.data import LabeledDataset
 from keras_mlcl.data import dense_class_ids
 from keras_mlcl.data import subsample
 from keras_mlcl.data import train_test_split
@@ -28,6 +33,7 @@ from keras_mlcl.experiments.history import write_history_csv
 from keras_mlcl.experiments.methods import build_model
 from keras_mlcl.experiments.methods import check_method_for_dataset
 from keras_mlcl.experiments.run_folder import run_folder
+from keras_mlcl.models import ContrastiveModel
 from keras_mlcl.models.export import MissingTensorFlowError
 from keras_mlcl.models.text_export import export_text_saved_model
 from keras_mlcl.utils.validation import check_positive_int
@@ -40,7 +46,7 @@ HELD_OUT = "held out: stratified 20% of the training data"
 
 
 @contextlib.contextmanager
-def phase(name, verbose):
+def phase(name: str, verbose: Any) -> Iterator[None]:
     """Reports a phase of a run on stderr: its name when it starts, its time when it ends."""
     if not verbose:
         yield
@@ -55,11 +61,11 @@ def phase(name, verbose):
     print(f" {time.time() - started:.1f} s", file=sys.stderr, flush=True)
 
 
-def data_fingerprint(dataset):
+def data_fingerprint(dataset: LabeledDataset) -> str:
     """A SHA-256 of a dataset's inputs and labels (every split), to recognise the same data."""
     digest = hashlib.sha256()
     splits = [(dataset.x, dataset.labels)]
-    if dataset.has_test:
+    if dataset.x_test is not None and dataset.test_labels is not None:
         splits.append((dataset.x_test, dataset.test_labels))
     for x, labels in splits:
         for array in [x] + [labels[level] for level in sorted(labels)]:
@@ -72,7 +78,9 @@ def data_fingerprint(dataset):
     return digest.hexdigest()
 
 
-def probe_split(dataset, fraction=1.0, seed=0):
+def probe_split(
+    dataset: LabeledDataset, fraction: float = 1.0, seed: int = 0
+) -> tuple[LabeledDataset, str, dict[str, list[int]]]:
     """The rows a run trains (and probes, and kNN-references) on, and its test rows.
 
     A dataset without a test split gets a stratified 20% held out with `seed`; then a stratified
@@ -92,7 +100,16 @@ def probe_split(dataset, fraction=1.0, seed=0):
     return dataset, test_split, class_ids
 
 
-def threshold_split(dataset, validation_fraction, seed):
+def test_split_of(dataset: LabeledDataset) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """`(x_test, test_labels)` of a dataset that has a test split (as `probe_split` returns)."""
+    if dataset.x_test is None or dataset.test_labels is None:
+        raise ValueError(f"The dataset {dataset.name!r} should have a test split.")
+    return dataset.x_test, dataset.test_labels
+
+
+def threshold_split(
+    dataset: LabeledDataset, validation_fraction: float | None, seed: int
+) -> tuple[LabeledDataset, LabeledDataset | None]:
     """`(training rows, validation rows or None)`: the rows that choose multi-hot thresholds.
 
     When `validation_fraction` is given and a level of `dataset` is multi-hot, a
@@ -107,14 +124,20 @@ def threshold_split(dataset, validation_fraction, seed):
     return validation_split(dataset, fraction=validation_fraction, seed=seed)
 
 
-def headline(metrics):
+def headline(metrics: Mapping[str, float]) -> float:
     """A level's headline figure: the accuracy, or the macro-F1 of a multi-hot level."""
     return metrics["accuracy"] if "accuracy" in metrics else metrics["macro_f1"]
 
 
 def evaluate_embeddings(
-    model, preprocessing, dataset, knn_k=20, batch_size=256, verbose=0, validation=None
-):
+    model: ContrastiveModel,
+    preprocessing: Preprocessing,
+    dataset: LabeledDataset,
+    knn_k: int = 20,
+    batch_size: int = 256,
+    verbose: Any = 0,
+    validation: LabeledDataset | None = None,
+) -> tuple[dict[str, Any], np.ndarray]:
     """Linear-probe, kNN and retrieval scores per level of `model`'s encoder embeddings.
 
     The probe, the kNN references and the retrieval references are `dataset`'s training rows;
@@ -125,9 +148,10 @@ def evaluate_embeddings(
     0.5) and `linear_probe` the headline of each level (`headline`). With `verbose`, each
     phase is reported on stderr.
     """
+    x_test, test_labels = test_split_of(dataset)
     with phase("embedding", verbose):
         train = model.embed(preprocessing(dataset.x), batch_size=batch_size)
-        test = model.embed(preprocessing(dataset.x_test), batch_size=batch_size)
+        test = model.embed(preprocessing(x_test), batch_size=batch_size)
         held_out = None
         if validation is not None:
             held_out = model.embed(preprocessing(validation.x), batch_size=batch_size)
@@ -142,20 +166,27 @@ def evaluate_embeddings(
             train,
             dataset.labels,
             test,
-            dataset.test_labels,
+            test_labels,
             val_embeddings=held_out,
             val_labels=None if validation is None else validation.labels,
         )
     with phase(f"kNN, k={knn_k}", verbose):
-        knn = knn_accuracy_per_level(train, dataset.labels, test, dataset.test_labels, k=knn_k)
+        knn = knn_accuracy_per_level(train, dataset.labels, test, test_labels, k=knn_k)
     with phase("retrieval (Recall@k, mAP@R)", verbose):
-        retrieval = retrieval_metrics_per_level(test, dataset.test_labels, train, dataset.labels)
+        retrieval = retrieval_metrics_per_level(test, test_labels, train, dataset.labels)
     probe = {level: headline(values) for level, values in metrics.items()}
     scores = {"linear_probe": probe, "probe_metrics": metrics, "knn": knn, "retrieval": retrieval}
     return scores, test
 
 
-def classifier_scores(model, x_test, test_labels, x_val=None, val_labels=None, batch_size=256):
+def classifier_scores(
+    model: ContrastiveModel,
+    x_test: np.ndarray,
+    test_labels: Mapping[str, np.ndarray],
+    x_val: np.ndarray | None = None,
+    val_labels: Mapping[str, np.ndarray] | None = None,
+    batch_size: int = 256,
+) -> dict[str, dict[str, float]]:
     """The test figures of `model`'s own classifier outputs, `{level: {metric: value}}`.
 
     A class-id level gives `{"accuracy"}` (arg-max of the logits, unlabelled rows left out); a
@@ -178,7 +209,7 @@ def classifier_scores(model, x_test, test_labels, x_val=None, val_labels=None, b
             continue
         probabilities = 1.0 / (1.0 + np.exp(-logits))
         val_probabilities = val_true = None
-        if val is not None:
+        if val is not None and val_labels is not None:
             val_logits = np.asarray(val[f"{level}_logits"], dtype="float64")
             val_probabilities = 1.0 / (1.0 + np.exp(-val_logits))
             val_true = val_labels[level]
@@ -187,26 +218,26 @@ def classifier_scores(model, x_test, test_labels, x_val=None, val_labels=None, b
 
 
 def train_and_evaluate(
-    dataset,
-    method="mlcl",
-    epochs=10,
-    fraction=1.0,
-    seed=0,
-    batch_size=256,
-    views=2,
-    temperature=0.1,
-    learning_rate=1e-3,
-    out=None,
-    overwrite=False,
-    protected=(),
-    export=True,
-    plots=True,
-    tensorboard=False,
-    verbose="auto",
-    model_options=None,
-    encoder_width=DEFAULT_ENCODER_WIDTH,
-    validation_fraction=None,
-):
+    dataset: LabeledDataset,
+    method: str = "mlcl",
+    epochs: int = 10,
+    fraction: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 256,
+    views: int = 2,
+    temperature: float = 0.1,
+    learning_rate: float = 1e-3,
+    out: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    protected: Sequence[str | None] = (),
+    export: bool = True,
+    plots: bool = True,
+    tensorboard: bool = False,
+    verbose: Any = "auto",
+    model_options: Mapping[str, Any] | None = None,
+    encoder_width: int = DEFAULT_ENCODER_WIDTH,
+    validation_fraction: float | None = None,
+) -> dict[str, Any]:
     """Trains `method` on `dataset`, evaluates it per level and writes the run.
 
     The run folder `out` gets `results.json`, `model.keras`, `saved_model/`
@@ -280,7 +311,7 @@ def train_and_evaluate(
         model.compile(optimizer=keras.optimizers.Adam(learning_rate))
         x = preprocessing(dataset.x)
         callbacks = []
-        if tensorboard:
+        if tensorboard and folder is not None:  # `out` is checked above
             log_dir = os.path.join(folder, TENSORBOARD_FOLDER)
             callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir))
         history = model.fit(
@@ -294,10 +325,11 @@ def train_and_evaluate(
         scores, test_embeddings = evaluate_embeddings(
             model, preprocessing, dataset, batch_size=256, verbose=verbose, validation=validation
         )
+        x_test, test_labels = test_split_of(dataset)
         scores["classifier"] = classifier_scores(
             model,
-            preprocessing(dataset.x_test),
-            dataset.test_labels,
+            preprocessing(x_test),
+            test_labels,
             x_val=None if validation is None else preprocessing(validation.x),
             val_labels=None if validation is None else validation.labels,
         )
@@ -347,7 +379,7 @@ def train_and_evaluate(
             export_path = os.path.join(folder, "saved_model")
             try:
                 with phase("SavedModel export", verbose):
-                    if preprocessing.kind == "text":
+                    if preprocessing.text is not None:
                         export_text_saved_model(model, preprocessing.text, export_path)
                     else:
                         model.export(export_path, verbose=False)
@@ -370,7 +402,9 @@ def train_and_evaluate(
         return results
 
 
-def _plot(dataset, method, test_embeddings, folder):
+def _plot(
+    dataset: LabeledDataset, method: str, test_embeddings: np.ndarray, folder: str
+) -> dict[str, str | None]:
     """`{"file": name}` of the t-SNE plot written, or `{"file": None, "missing": why}`."""
     if len(test_embeddings) < 3:
         why = f"the test split has {len(test_embeddings)} row(s); a t-SNE plot needs 3 or more"
@@ -391,7 +425,9 @@ def _plot(dataset, method, test_embeddings, folder):
     return {"file": EMBEDDINGS_PLOT}
 
 
-def evaluate_saved_run(model_path, dataset, knn_k=20, verbose=0):
+def evaluate_saved_run(
+    model_path: str, dataset: LabeledDataset, knn_k: int = 20, verbose: Any = 0
+) -> dict[str, Any]:
     """Scores a saved `model.keras` (and its run's preprocessing) on `dataset`.
 
     When the run's `results.json` is beside the model and `dataset` is the data the run was
@@ -431,7 +467,12 @@ def evaluate_saved_run(model_path, dataset, knn_k=20, verbose=0):
             f"The inputs `x` of {dataset.name!r} should have the sample shape the model was "
             f"trained on, {expected}. Received: {tuple(given)}"
         )
-    rows = {"split": "train", "fraction": 1.0, "seed": 0, "validation_fraction": None}
+    rows: dict[str, Any] = {
+        "split": "train",
+        "fraction": 1.0,
+        "seed": 0,
+        "validation_fraction": None,
+    }
     if "probe_rows" in run and run.get("data_fingerprint") == data_fingerprint(dataset):
         rows = {key: run["probe_rows"][key] for key in ("split", "fraction", "seed")}
         rows["validation_fraction"] = run["probe_rows"].get("validation_fraction")
@@ -445,7 +486,7 @@ def evaluate_saved_run(model_path, dataset, knn_k=20, verbose=0):
     return {"model": model_path, "dataset": dataset.name, "probe_rows": rows, **scores}
 
 
-def load_model_file(path):
+def load_model_file(path: str) -> Any:
     """Loads a `.keras` file, or raises a one-line `ValueError` that names it."""
     if not zipfile.is_zipfile(path):
         raise ValueError(f"Cannot read model file {path!r}: it is not a .keras archive.")

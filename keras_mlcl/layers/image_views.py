@@ -82,7 +82,9 @@ def image_views(
 
     >>> augment = image_views(32, 32, crop_padding=4, flip=True, seed=0)
     >>> images = keras.random.uniform((8, 32, 32, 3))
-    >>> view = augment(images, training=True)  # (8, 32, 32, 3)
+    >>> view = augment(images, training=True)
+    >>> tuple(keras.ops.shape(view))
+    (8, 32, 32, 3)
     """
     height = check_positive_int("height", height)
     width = check_positive_int("width", width)
@@ -115,7 +117,7 @@ def image_views(
 
     stages: list[keras.layers.Layer] = []
 
-    def stage_seed():
+    def stage_seed() -> int | None:
         return None if seed is None else seed + len(stages)
 
     if crop_padding > 0:

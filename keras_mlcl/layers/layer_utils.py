@@ -2,9 +2,10 @@
 
 import math
 import numbers
+from typing import Any
 
 
-def as_float(value):
+def as_float(value: Any) -> float | None:
     """`value` as a float, or None for a bool, a non-number or NaN."""
     if isinstance(value, bool):
         return None
@@ -15,7 +16,7 @@ def as_float(value):
     return None if math.isnan(number) else number
 
 
-def check_rate(name, value):
+def check_rate(name: str, value: Any) -> float:
     """Returns `value` as a float, or raises if it is not in [0, 1)."""
     number = as_float(value)
     if number is None or not 0.0 <= number < 1.0:
@@ -23,7 +24,7 @@ def check_rate(name, value):
     return number
 
 
-def check_unit_float(name, value):
+def check_unit_float(name: str, value: Any) -> float:
     """Returns `value` as a float, or raises if it is not in [0, 1]."""
     number = as_float(value)
     if number is None or not 0.0 <= number <= 1.0:
@@ -31,7 +32,7 @@ def check_unit_float(name, value):
     return number
 
 
-def check_token_id(name, value, allow_none=False):
+def check_token_id(name: str, value: Any, allow_none: bool = False) -> int | None:
     """Returns `value`, or raises if it is not a non-negative int."""
     if value is None and allow_none:
         return None

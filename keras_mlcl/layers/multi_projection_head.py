@@ -39,7 +39,9 @@ class MultiProjectionHead(keras.layers.Layer):
     Example:
 
     >>> heads = MultiProjectionHead({"coarse": 32, "fine": 64}, hidden_dims=(64,))
-    >>> out = heads(keras.random.normal((4, 16)))  # {"coarse": (4, 32), ...}
+    >>> out = heads(keras.random.normal((4, 16)))
+    >>> {name: tuple(keras.ops.shape(z)) for name, z in out.items()}
+    {'coarse': (4, 32), 'fine': (4, 64)}
     """
 
     def __init__(

@@ -11,7 +11,7 @@ from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_positive_int
 
 
-def clone_initializer(initializer, seed_offset):
+def clone_initializer(initializer: Any, seed_offset: int) -> keras.initializers.Initializer:
     """A new initializer instance; an explicit int seed is moved by `seed_offset`.
 
     Keras initializers are stateless: one instance (or clones with the same
@@ -25,7 +25,7 @@ def clone_initializer(initializer, seed_offset):
     return initializer.__class__.from_config(config)
 
 
-def normalize_hidden_dims(hidden_dims):
+def normalize_hidden_dims(hidden_dims: int | Sequence[int] | None) -> tuple[int, ...]:
     """`hidden_dims` as a tuple of positive ints (an int means one layer)."""
     if hidden_dims is None:
         return ()
@@ -66,7 +66,9 @@ class ProjectionHead(keras.layers.Layer):
     Example:
 
     >>> head = ProjectionHead(output_dim=32, hidden_dims=(64,))
-    >>> z = head(keras.random.normal((4, 16)))  # (4, 32), unit rows
+    >>> z = keras.ops.convert_to_numpy(head(keras.random.normal((4, 16))))
+    >>> z.shape, np.allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)  # unit rows
+    ((4, 32), True)
     """
 
     def __init__(

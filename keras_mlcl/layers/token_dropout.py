@@ -8,6 +8,7 @@ from keras import ops
 
 from keras_mlcl.layers.layer_utils import check_rate
 from keras_mlcl.layers.layer_utils import check_token_id
+from keras_mlcl.utils.types import Tensor
 
 
 @keras.saving.register_keras_serializable(package="keras_mlcl")
@@ -43,10 +44,20 @@ class TokenDropout(keras.layers.Layer):
     Output:
         Token ids of the same shape and dtype.
 
-    Example:
+    Example: `[CLS]` (1), three tokens, `[SEP]` (2) and padding; a hit token becomes
+    `[MASK]` (4).
 
-    >>> ids = np.array([[5, 6, 7, 0, 0]], "int32")
-    >>> TokenDropout(0.5, seed=0)(ids, training=True)  # e.g. [[5, 0, 7, 0, 0]]
+    >>> ids = np.array([[1, 5, 6, 7, 2, 0, 0]], "int32")
+    >>> layer = TokenDropout(0.5, mask_token_id=4, protected_ids=(1, 2), seed=0)
+    >>> view = keras.ops.convert_to_numpy(layer(ids, training=True))
+    >>> view.shape, str(view.dtype)
+    ((1, 7), 'int32')
+    >>> bool(np.all((view == ids) | (view == 4)))  # every token kept or masked
+    True
+    >>> view[0, [0, 4, 5, 6]].tolist()  # [CLS], [SEP] and padding never change
+    [1, 2, 0, 0]
+    >>> keras.ops.convert_to_numpy(layer(ids, training=False)).tolist()
+    [[1, 5, 6, 7, 2, 0, 0]]
     """
 
     def __init__(
@@ -74,7 +85,7 @@ class TokenDropout(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.built = True
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Tensor, training: bool = False) -> Tensor:
         if not training or self.rate == 0.0:
             return inputs
         droppable = ops.not_equal(inputs, self.padding_id)
@@ -85,7 +96,7 @@ class TokenDropout(keras.layers.Layer):
         replacement = self.padding_id if self.mask_token_id is None else self.mask_token_id
         return ops.where(hit, ops.full_like(inputs, replacement), inputs)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
 
     def get_config(self) -> dict[str, Any]:

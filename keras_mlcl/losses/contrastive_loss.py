@@ -429,7 +429,7 @@ class ContrastiveLoss(keras.losses.Loss):
         block_rows = self.block_size or auto_block_rows(
             anchors.shape[1], candidates.shape[1], anchors.shape[0]
         )
-        kernel_arguments = dict(
+        kernel_arguments: dict[str, Any] = dict(
             temperature=self.temperature,
             rule=self.pair_weights,
             binary=self.binary_weights,

@@ -17,6 +17,7 @@ from keras_mlcl.distribution import variable_scope
 from keras_mlcl.layers import MultiProjectionHead
 from keras_mlcl.losses import ContrastiveLoss
 from keras_mlcl.models.memory_bank import MemoryBank
+from keras_mlcl.utils.labels import as_class_ids
 from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_non_negative_float
 from keras_mlcl.utils.validation import check_positive_int
@@ -132,14 +133,13 @@ def class_weight_to_sample_weight(
             "`class_weight` should be a dict {class id (int): weight} for the "
             f"finest level's classes. Received: `class_weight`={class_weight!r}"
         )
-    labels = np.asarray(keras.tree.map_structure(ops.convert_to_numpy, finest_labels))
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+    given = np.asarray(keras.tree.map_structure(ops.convert_to_numpy, finest_labels))
+    labels = as_class_ids(given)
+    if labels is None:
         raise ValueError(
             f"`class_weight` needs one int class id per sample at the finest level "
-            f"{finest!r}; its labels have shape {labels.shape} and dtype "
-            f"{labels.dtype} (multi-hot or several columns). Pass `sample_weight` "
+            f"{finest!r}; its labels have shape {given.shape} and dtype "
+            f"{given.dtype} (multi-hot or several columns). Pass `sample_weight` "
             "(one weight per sample) instead."
         )
     weights = np.ones(labels.shape, dtype="float32")

@@ -58,12 +58,14 @@ def export_text_saved_model(
     Raises:
         MissingTensorFlowError: TensorFlow is not installed (checked first).
 
-    Example:
+    Example (a trained text model; tests/encoders/test_text_export.py runs it):
 
-    >>> export_text_saved_model(model, preprocessor, "saved_model")
-    >>> # In a serving process:
-    >>> import tensorflow as tf, tensorflow_text  # tensorflow_text registers the tokenizer ops
-    >>> tf.saved_model.load("saved_model").serve(tf.constant(["book a table for two"]))
+    ```python
+    export_text_saved_model(model, preprocessor, "saved_model")
+    # In a serving process (tensorflow_text registers the tokenizer ops):
+    import tensorflow as tf, tensorflow_text
+    tf.saved_model.load("saved_model").serve(tf.constant(["book a table for two"]))
+    ```
     """
     if not isinstance(preprocessor, TextPreprocessor):
         raise ValueError(

@@ -1,6 +1,16 @@
-"""The one SupCon kernel: `M` anchors against `N` candidates, one block of anchor rows at a time."""
+"""The one SupCon kernel: `M` anchors against `N` candidates, one block of anchor rows at a time.
 
+Read from the top: `supcon_rows` prepares the call and picks a kernel (the backend's native
+one, or one of three `keras.ops` kernels); each kernel wires a loop over blocks into
+`keras.ops.custom_gradient`; every block runs `_block_forward` (similarities, log-sum-exp,
+weighted positives) and its gradient `_block_backward` (closed form). `docs/kernel.md` tells
+why it is built this way.
+"""
+
+import dataclasses
 from collections.abc import Callable
+from typing import Any
+from typing import NamedTuple
 
 from keras import ops
 
@@ -16,6 +26,9 @@ MASKED_LOGIT = -1e9
 BLOCK_ELEMENTS = 2**22
 
 WeightsFn = Callable[[int | Tensor, int | None], Tensor]
+
+# A kernel's gradient function, `gradient(*upstream, upstream=None)` (see `_upstream`).
+GradientFn = Callable[..., Any]
 
 # The backend's native kernel with the same contract, if it has one (torch).
 NATIVE_KERNEL = backend.fast_supcon_rows()
@@ -142,6 +155,21 @@ def supcon_rows(
     Returns:
         `(loss, n_positives)`, both `(T, M)`; `loss` is `(T,)` sums with
         `anchor_weights`.
+
+    Example:
+
+    >>> z = ops.convert_to_tensor([[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]])
+    >>> labels = ops.convert_to_tensor([0, 0, 1, 1])
+    >>> def weights_fn(start, rows):
+    ...     anchor_labels = take_rows(labels, start, rows)
+    ...     return ops.cast(anchor_labels[:, None] == labels[None, :], "float32")[None]
+    >>> loss, n_positives = supcon_rows(
+    ...     z, z, ops.convert_to_tensor(1.0), weights_fn, binary=True, normalization="count"
+    ... )
+    >>> ops.convert_to_numpy(loss).round(4)  # every anchor: log(1 + 2 exp(-1))
+    array([[0.5514, 0.5514, 0.5514, 0.5514]], dtype=float32)
+    >>> ops.convert_to_numpy(n_positives)
+    array([[1., 1., 1., 1.]], dtype=float32)
     """
     num_anchors = anchors.shape[-2]
     one_block = block_rows is None or num_anchors is None or block_rows >= num_anchors
@@ -165,203 +193,387 @@ def supcon_rows(
             return loss, n_positives
         weighted = ops.where(n_positives > 0, ops.cast(anchor_weights, loss.dtype) * loss, 0.0)
         return ops.sum(weighted, axis=-1), n_positives
-    if one_block:
-        rows = None
-        num_blocks = 1
-    else:
-        rows = block_rows
-        num_blocks = -(-num_anchors // rows)
     dtype = anchors.dtype
-    heads = anchors.shape[0]
-    if heads == 1:
+    one_head = anchors.shape[0] == 1
+    if one_head:
         # One head: 2-D matmuls and row passes (XLA's batched forms of them
         # cost up to 3x on CPU); the terms' weights broadcast against them.
         anchors, candidates = anchors[0], candidates[0]
         inverse_temperature = ops.reshape(inverse_temperature, ())
         if candidate_mask is not None and len(candidate_mask.shape) == 2:
             candidate_mask = candidate_mask[0]
-        head_weights_fn = weights_fn
-
-        def weights_fn(start, rows):
-            w = head_weights_fn(start, rows)
-            return w[0] if w.shape[0] == 1 else w
-
-    def block_start(k):
-        """Block `k`'s first row; the last block ends at the last anchor (it may overlap)."""
-        return ops.minimum(k * rows, num_anchors - rows)
-
-    def excluded_pairs(start, count, n):
-        """`(rows, N)` booleans of masked pairs for anchors `start:start+count`, or None."""
-        excluded = None
-        if anchor_offset is not None:
-            anchor_index = ops.arange(count, dtype="int32") + ops.cast(anchor_offset, "int32")
-            anchor_index = anchor_index + ops.cast(start, "int32")
-            excluded = ops.equal(anchor_index[:, None], ops.arange(n, dtype="int32")[None, :])
-        if candidate_mask is not None:
-            empty = ops.logical_not(ops.cast(candidate_mask, "bool"))
-            empty = empty[:, None, :] if len(empty.shape) == 2 else empty[None, :]
-            excluded = empty if excluded is None else ops.logical_or(excluded, empty)
-        return excluded
-
-    def block(a, c, t, start):
-        """The loss of one block of anchors `a` (from row `start`) and what its gradient needs."""
-        logits = ops.matmul(a * t, ops.swapaxes(c, -1, -2))
-        excluded = excluded_pairs(start, ops.shape(a)[-2], ops.shape(c)[-2])
-        if excluded is not None:
-            logits = ops.where(excluded, MASKED_LOGIT, logits)
-        shifted = logits - ops.max(logits, axis=-1, keepdims=True)
-        exp_shifted = ops.exp(shifted)
-        # >= 1: the row maximum contributes exp(0) (a masked one, for N = 1).
-        denominator = ops.sum(exp_shifted, axis=-1)
-        w = ops.cast(weights_fn(start, rows), dtype)
-        if excluded is not None:
-            w = ops.where(excluded, 0.0, w)
-        weight_sum = ops.sum(w, axis=-1)
-        if binary or normalization == "weight":
-            n_positives = weight_sum
-        else:
-            # |{j : w_ij > 0}| for non-negative weights, without a bool copy.
-            n_positives = ops.sum(ops.sign(w), axis=-1)
-        valid = n_positives > 0
-        safe_n = ops.where(valid, n_positives, 1.0)
-        raw = weight_sum * ops.log(denominator) - ops.sum(w * shifted, axis=-1)
-        loss = ops.where(valid, raw / safe_n, 0.0)
-        kept = (exp_shifted, denominator, w, weight_sum, valid, safe_n)
-        return ops.stack([loss, ops.broadcast_to(n_positives, ops.shape(loss))]), kept
-
-    def block_gradient(a, c, t, coefficient, kept):
-        """`(d a, d c, d t)` of one block; `coefficient` is `d loss / d loss_ti` over `n_ti`."""
-        exp_shifted, denominator, w, weight_sum, valid, _ = kept
-        coefficient = ops.where(valid, coefficient, 0.0)
-        # d loss / d logits = sum_t c_ti (W_ti p_ij - w_tij), the terms summed
-        # first when they share one similarity matrix.
-        scale = coefficient * weight_sum
-        w_part = ops.expand_dims(coefficient, -1) * w
-        if len(w.shape) > len(exp_shifted.shape):
-            scale = ops.sum(scale, axis=0)
-            w_part = ops.sum(w_part, axis=0)
-        g = ops.expand_dims(scale / denominator, -1) * exp_shifted - w_part
-        m = ops.matmul(g, c)
-        to_candidates = ops.matmul(ops.swapaxes(g, -1, -2), a)
-        # d loss / d t = sum_ij g_ij a_i.c_j = sum_i a_i . m_i
-        if len(t.shape) == 0:
-            to_t = ops.sum(a * m)
-        else:
-            to_t = ops.sum(a * m, axis=(-2, -1), keepdims=True)
-        return m * t, to_candidates * t, to_t
-
-    def rows_of(x, start):
-        return take_rows(x, start, rows, axis=-2)
-
-    def one_block_kernel(a, c, t):
-        stacked, kept = block(a, c, t, 0)
-
-        def gradient(*args, upstream=None):
-            if upstream is None:
-                (upstream,) = args
-            return block_gradient(a, c, t, upstream[0] / kept[5], kept)
-
-        return stacked, gradient
-
-    def blocks_kernel(a, c, t):
-        # A loop (not unrolled code), so that the compilers keep one block alive at a time.
-        def forward_step(k, stacked):
-            start = block_start(k)
-            values, _ = block(rows_of(a, start), c, t, start)
-            return ops.slice_update(stacked, _at(len(stacked.shape), -1, start), values)
-
-        first, _ = block(rows_of(a, 0), c, t, 0)
-        stacked = ops.zeros((*first.shape[:-1], num_anchors), dtype)
-        first_at = _at(len(stacked.shape), -1, 0)
-        stacked = backend.fori_loop(
-            1, num_blocks, forward_step, ops.slice_update(stacked, first_at, first)
-        )
-
-        def gradient(*args, upstream=None):
-            if upstream is None:
-                (upstream,) = args
-
-            def backward_step(i, carry):
-                grad_a, grad_c, grad_t = carry
-                # Last block first: rows it shares with the block before it get
-                # no gradient here, and that block writes theirs afterwards.
-                k = num_blocks - 1 - i
-                start = block_start(k)
-                a_block = rows_of(a, start)
-                _, kept = block(a_block, c, t, start)
-                own = ops.arange(rows, dtype="int32") + ops.cast(start, "int32") >= k * rows
-                upstream_rows = take_rows(upstream[0], start, rows, axis=-1)
-                coefficient = ops.where(own, upstream_rows / kept[5], 0.0)
-                part_a, part_c, part_t = block_gradient(a_block, c, t, coefficient, kept)
-                grad_a = ops.slice_update(grad_a, _at(len(a.shape), -2, start), part_a)
-                return grad_a, grad_c + part_c, grad_t + part_t
-
-            initial = (ops.zeros_like(a), ops.zeros_like(c), ops.zeros_like(t))
-            return backend.fori_loop(0, num_blocks, backward_step, initial)
-
-        return stacked, gradient
-
-    def summed_kernel(a, c, t, weights):
-        # The last block first: rows it shares with the block before it count
-        # there (weight 0 here, and that block overwrites their rows after).
-        def step(i, carry):
-            sums, counts, grad_a, grad_c, grad_t = carry
-            k = num_blocks - 1 - i
-            start = 0 if rows is None else block_start(k)
-            a_block = rows_of(a, start)
-            values, kept = block(a_block, c, t, start)
-            s_rows = take_rows(weights, start, rows, axis=-1)
-            if rows is not None:
-                own = ops.arange(rows, dtype="int32") + ops.cast(start, "int32") >= k * rows
-                s_rows = ops.where(own, s_rows, 0.0)
-            sums = sums + ops.sum(ops.where(kept[4], s_rows * values[0], 0.0), axis=-1)
-            counts = ops.slice_update(counts, _at(len(counts.shape), -1, start), values[1])
-            part_a, part_c, part_t = block_gradient(a_block, c, t, s_rows / kept[5], kept)
-            grad_a = ops.slice_update(grad_a, _at(len(a.shape), -2, start), part_a)
-            return sums, counts, grad_a, grad_c + part_c, grad_t + part_t
-
-        initial = (
-            ops.zeros(weights.shape[:-1], dtype),
-            ops.zeros(weights.shape, dtype),
-            ops.zeros_like(a),
-            ops.zeros_like(c),
-            ops.zeros_like(t),
-        )
-        if num_blocks == 1:
-            sums, counts, grad_a, grad_c, grad_t = step(0, initial)
-        else:
-            sums, counts, grad_a, grad_c, grad_t = backend.fori_loop(0, num_blocks, step, initial)
-
-        def gradient(*args, upstream=None):
-            if upstream is None:
-                (upstream,) = args
-            u = upstream[..., -1]
-            u_rows = ops.reshape(u, (-1, 1, 1)) if len(a.shape) == 3 else ops.reshape(u, ())
-            u_t = u_rows if len(t.shape) else ops.reshape(u, ())
-            return grad_a * u_rows, grad_c * u_rows, grad_t * u_t, None
-
-        return ops.concatenate([counts, ops.expand_dims(sums, -1)], axis=-1), gradient
+    kernel = _Kernel(
+        weights_fn=weights_fn,
+        binary=binary,
+        normalization=normalization,
+        anchor_offset=anchor_offset,
+        candidate_mask=candidate_mask,
+        one_head=one_head,
+        dtype=dtype,
+        num_anchors=num_anchors,
+        rows=None if one_block else block_rows,
+        num_blocks=1 if one_block else -(-num_anchors // block_rows),
+    )
+    tensors = (anchors, candidates, inverse_temperature)
 
     if anchor_weights is not None:
-        weights = ops.cast(anchor_weights, dtype)
-        if heads == 1:
+        weights = ops.cast(anchor_weights, kernel.dtype)
+        if one_head:
             weights = weights[0]
-        packed = ops.custom_gradient(summed_kernel)(
-            anchors, candidates, inverse_temperature, weights
-        )
+        packed = _with_custom_gradient(_summed_kernel, kernel, *tensors, weights)
         if len(packed.shape) == 1:
             packed = packed[None]
         return packed[:, -1], packed[:, :-1]
 
-    kernel = one_block_kernel if num_blocks == 1 else blocks_kernel
-    stacked = ops.custom_gradient(kernel)(anchors, candidates, inverse_temperature)
+    per_anchor = _one_block_kernel if kernel.num_blocks == 1 else _blocks_kernel
+    stacked = _with_custom_gradient(per_anchor, kernel, *tensors)
     if len(stacked.shape) == 2:  # one head, one term
         stacked = stacked[:, None]
     return stacked[0], stacked[1]
 
 
-def _at(rank, axis, start):
+@dataclasses.dataclass(frozen=True)
+class _Kernel:
+    """What every block of one `supcon_rows` call shares (its arguments, and the blocks).
+
+    `one_head`: the anchors and candidates were taken 2-D (`(M, D)`, `(N, D)`) and weights
+    of one term are squeezed to `(rows, N)` to match. `rows`: anchors per block, None for
+    one block of every anchor; the last block ends at the last anchor, so it may overlap
+    the block before it (see `_block_start`).
+    """
+
+    weights_fn: WeightsFn
+    binary: bool
+    normalization: str
+    anchor_offset: int | Tensor | None
+    candidate_mask: Tensor | None
+    one_head: bool
+    dtype: Any
+    num_anchors: int | None
+    rows: int | None
+    num_blocks: int
+
+
+class _BlockState(NamedTuple):
+    """What `_block_forward` keeps of one block for `_block_backward`, `(T or H, rows[, N])`."""
+
+    exp_shifted: Tensor  # exp(l_ij - max_j l_ij), 0 for masked pairs
+    denominator: Tensor  # sum_j exp(l_ij - max_j l_ij), >= 1
+    weights: Tensor  # w_tij, 0 for masked pairs
+    weight_sum: Tensor  # W_ti
+    valid: Tensor  # n_ti > 0
+    safe_n: Tensor  # n_ti, or 1 where it is 0
+
+
+# One block: the forward pass and its gradient.
+
+
+def _block_forward(
+    kernel: _Kernel, a: Tensor, c: Tensor, t: Tensor, start: int | Tensor
+) -> tuple[Tensor, _BlockState]:
+    """The losses of one block of anchors `a` (rows `start:`) and what its gradient needs.
+
+    ```
+    l_ij    = t a_i . c_j                          (masked pairs: MASKED_LOGIT)
+    loss_ti = (W_ti log sum_j exp(l_ij - m_i) - sum_j w_tij (l_ij - m_i)) / n_ti
+    ```
+
+    where `m_i = max_j l_ij` (the same loss as with `l_ij`, without overflow).
+
+    Returns:
+        `(stacked, state)`: `stacked` holds `[loss, n_positives]` on a new first axis
+        (`(2, T, rows)`, or `(2, rows)` for one head and one term), `state` a `_BlockState`.
+    """
+    logits = ops.matmul(a * t, ops.swapaxes(c, -1, -2))
+    excluded = _masked_pairs(kernel, start, ops.shape(a)[-2], ops.shape(c)[-2])
+    if excluded is not None:
+        logits = ops.where(excluded, MASKED_LOGIT, logits)
+    shifted = logits - ops.max(logits, axis=-1, keepdims=True)
+    exp_shifted = ops.exp(shifted)
+    # >= 1: the row maximum contributes exp(0) (a masked one, for N = 1).
+    denominator = ops.sum(exp_shifted, axis=-1)
+    w = _block_weights(kernel, start)
+    if excluded is not None:
+        w = ops.where(excluded, 0.0, w)
+    weight_sum = ops.sum(w, axis=-1)
+    if kernel.binary or kernel.normalization == "weight":
+        n_positives = weight_sum
+    else:
+        # |{j : w_ij > 0}| for non-negative weights, without a bool copy.
+        n_positives = ops.sum(ops.sign(w), axis=-1)
+    valid = n_positives > 0
+    safe_n = ops.where(valid, n_positives, 1.0)
+    raw = weight_sum * ops.log(denominator) - ops.sum(w * shifted, axis=-1)
+    loss = ops.where(valid, raw / safe_n, 0.0)
+    state = _BlockState(exp_shifted, denominator, w, weight_sum, valid, safe_n)
+    return ops.stack([loss, ops.broadcast_to(n_positives, ops.shape(loss))]), state
+
+
+def _block_backward(
+    a: Tensor, c: Tensor, t: Tensor, coefficient: Tensor, state: _BlockState
+) -> tuple[Tensor, Tensor, Tensor]:
+    """`(d a, d c, d t)` of one block, in closed form.
+
+    ```
+    G_ij  = sum_t u_ti (W_ti p_ij - w_tij)      p_ij = exp(l_ij - m_i) / denominator_i
+    d a   = t G C,   d c = t G^T A,   d t = sum_i a_i . (G C)_i
+    ```
+
+    where `u_ti = coefficient` is `d total / d loss_ti` over `n_ti` (0 for anchors without
+    positives), and the terms are summed first when they share one similarity matrix.
+    """
+    exp_shifted, denominator, w, weight_sum, valid, _ = state
+    coefficient = ops.where(valid, coefficient, 0.0)
+    scale = coefficient * weight_sum
+    w_part = ops.expand_dims(coefficient, -1) * w
+    if len(w.shape) > len(exp_shifted.shape):
+        scale = ops.sum(scale, axis=0)
+        w_part = ops.sum(w_part, axis=0)
+    g = ops.expand_dims(scale / denominator, -1) * exp_shifted - w_part
+    m = ops.matmul(g, c)
+    to_candidates = ops.matmul(ops.swapaxes(g, -1, -2), a)
+    # d loss / d t = sum_ij g_ij a_i.c_j = sum_i a_i . m_i
+    if len(t.shape) == 0:
+        to_t = ops.sum(a * m)
+    else:
+        to_t = ops.sum(a * m, axis=(-2, -1), keepdims=True)
+    return m * t, to_candidates * t, to_t
+
+
+def _block_weights(kernel: _Kernel, start: int | Tensor) -> Tensor:
+    """The positive weights of the block from anchor `start`, `(T, rows, N)` in the kernel's
+    dtype; `(rows, N)` for one head and one term."""
+    w = kernel.weights_fn(start, kernel.rows)
+    if kernel.one_head and w.shape[0] == 1:
+        w = w[0]
+    return ops.cast(w, kernel.dtype)
+
+
+def _masked_pairs(kernel: _Kernel, start: int | Tensor, count: Any, n: Any) -> Tensor | None:
+    """`(rows, N)` booleans (`(H, rows, N)` for a per-head mask), True for the pairs left out
+    of anchors `start:start + count`: each anchor itself, and empty slots; None if none."""
+    excluded = None
+    if kernel.anchor_offset is not None:
+        anchor_index = ops.arange(count, dtype="int32") + ops.cast(kernel.anchor_offset, "int32")
+        anchor_index = anchor_index + ops.cast(start, "int32")
+        excluded = ops.equal(anchor_index[:, None], ops.arange(n, dtype="int32")[None, :])
+    if kernel.candidate_mask is not None:
+        empty = ops.logical_not(ops.cast(kernel.candidate_mask, "bool"))
+        empty = empty[:, None, :] if len(empty.shape) == 2 else empty[None, :]
+        excluded = empty if excluded is None else ops.logical_or(excluded, empty)
+    return excluded
+
+
+# The blocks: where each starts, and which rows it owns.
+
+
+def _block_start(kernel: _Kernel, k: int | Tensor) -> Tensor:
+    """Block `k`'s first row; the last block ends at the last anchor (it may overlap)."""
+    rows, num_anchors = kernel.rows, kernel.num_anchors
+    assert rows is not None and num_anchors is not None, "only for several blocks"
+    return ops.minimum(k * rows, num_anchors - rows)
+
+
+def _own_rows(kernel: _Kernel, k: int | Tensor, start: int | Tensor) -> Tensor:
+    """`(rows,)` booleans, False for the rows block `k` shares with the block before it."""
+    rows = kernel.rows
+    assert rows is not None, "only for several blocks"
+    return ops.arange(rows, dtype="int32") + ops.cast(start, "int32") >= k * rows
+
+
+def _rows_of(kernel: _Kernel, x: Tensor, start: int | Tensor) -> Tensor:
+    """The block's rows of `x` (anchors `(..., M, D)`) from `start`; all of them for one block."""
+    return take_rows(x, start, kernel.rows, axis=-2)
+
+
+# The three kernels: loops over the blocks, each with its gradient.
+
+
+def _one_block_kernel(
+    kernel: _Kernel, a: Tensor, c: Tensor, t: Tensor
+) -> tuple[Tensor, GradientFn]:
+    """Per-anchor losses of one block; its state is kept for the gradient (three matmuls)."""
+    stacked, state = _block_forward(kernel, a, c, t, 0)
+
+    def gradient(*args: Tensor, upstream: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        upstream = _upstream(args, upstream)
+        return _block_backward(a, c, t, upstream[0] / state.safe_n, state)
+
+    return stacked, gradient
+
+
+def _blocks_kernel(kernel: _Kernel, a: Tensor, c: Tensor, t: Tensor) -> tuple[Tensor, GradientFn]:
+    """Per-anchor losses of several blocks; the gradient recomputes each block (four matmuls,
+    memory bounded by one block)."""
+    stacked = _blocks_forward(kernel, a, c, t)
+
+    def gradient(*args: Tensor, upstream: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        return _blocks_backward(kernel, a, c, t, _upstream(args, upstream))
+
+    return stacked, gradient
+
+
+def _blocks_forward(kernel: _Kernel, a: Tensor, c: Tensor, t: Tensor) -> Tensor:
+    """`[loss, n_positives]` of every anchor, `(2, T, M)`, one block after another.
+
+    A loop (not unrolled code), so that the compilers keep one block alive at a time.
+    """
+    first, _ = _block_forward(kernel, _rows_of(kernel, a, 0), c, t, 0)
+    stacked = ops.zeros((*first.shape[:-1], kernel.num_anchors), kernel.dtype)
+    stacked = ops.slice_update(stacked, _at(len(stacked.shape), -1, 0), first)
+    return backend.fori_loop(
+        1,
+        kernel.num_blocks,
+        lambda k, stacked: _forward_step(kernel, a, c, t, k, stacked),
+        stacked,
+    )
+
+
+def _forward_step(
+    kernel: _Kernel, a: Tensor, c: Tensor, t: Tensor, k: Tensor, stacked: Tensor
+) -> Tensor:
+    """`stacked` with block `k`'s losses and counts written in."""
+    start = _block_start(kernel, k)
+    values, _ = _block_forward(kernel, _rows_of(kernel, a, start), c, t, start)
+    return ops.slice_update(stacked, _at(len(stacked.shape), -1, start), values)
+
+
+def _blocks_backward(
+    kernel: _Kernel, a: Tensor, c: Tensor, t: Tensor, upstream: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """`(d a, d c, d t)` for `upstream` `d total / d [loss, n_positives]`, block by block."""
+    initial = (ops.zeros_like(a), ops.zeros_like(c), ops.zeros_like(t))
+    return backend.fori_loop(
+        0,
+        kernel.num_blocks,
+        lambda i, carry: _backward_step(kernel, a, c, t, upstream, i, carry),
+        initial,
+    )
+
+
+def _backward_step(
+    kernel: _Kernel,
+    a: Tensor,
+    c: Tensor,
+    t: Tensor,
+    upstream: Tensor,
+    i: Tensor,
+    carry: tuple[Tensor, Tensor, Tensor],
+) -> tuple[Tensor, Tensor, Tensor]:
+    """`carry` `(d a, d c, d t)` with the `i`-th block from the last one recomputed and added.
+
+    The last block goes first: rows it shares with the block before it get no gradient
+    here, and that block writes theirs afterwards.
+    """
+    grad_a, grad_c, grad_t = carry
+    k = kernel.num_blocks - 1 - i
+    start = _block_start(kernel, k)
+    a_block = _rows_of(kernel, a, start)
+    _, state = _block_forward(kernel, a_block, c, t, start)
+    upstream_rows = take_rows(upstream[0], start, kernel.rows, axis=-1)
+    coefficient = ops.where(_own_rows(kernel, k, start), upstream_rows / state.safe_n, 0.0)
+    part_a, part_c, part_t = _block_backward(a_block, c, t, coefficient, state)
+    grad_a = ops.slice_update(grad_a, _at(len(a.shape), -2, start), part_a)
+    return grad_a, grad_c + part_c, grad_t + part_t
+
+
+def _summed_kernel(
+    kernel: _Kernel, a: Tensor, c: Tensor, t: Tensor, weights: Tensor
+) -> tuple[Tensor, GradientFn]:
+    """`sum_i s_ti loss_ti` for the anchor weights `s` (`weights`), after the counts.
+
+    The gradient is computed in the forward pass, block by block (three matmuls in all); the
+    backward pass only scales it by the upstream value.
+
+    Returns:
+        `(packed, gradient)`, `packed` `(T, M + 1)`: the counts, then the sum.
+    """
+    sums, counts, grad_a, grad_c, grad_t = _summed_blocks(kernel, a, c, t, weights)
+
+    def gradient(*args: Tensor, upstream: Tensor | None = None) -> tuple[Any, ...]:
+        u = _upstream(args, upstream)[..., -1]
+        u_rows = ops.reshape(u, (-1, 1, 1)) if len(a.shape) == 3 else ops.reshape(u, ())
+        u_t = u_rows if len(t.shape) else ops.reshape(u, ())
+        return grad_a * u_rows, grad_c * u_rows, grad_t * u_t, None
+
+    return ops.concatenate([counts, ops.expand_dims(sums, -1)], axis=-1), gradient
+
+
+def _summed_blocks(
+    kernel: _Kernel, a: Tensor, c: Tensor, t: Tensor, weights: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """`(sums, counts, d a, d c, d t)` of the weighted sums, over every block."""
+    dtype = kernel.dtype
+    initial = (
+        ops.zeros(weights.shape[:-1], dtype),
+        ops.zeros(weights.shape, dtype),
+        ops.zeros_like(a),
+        ops.zeros_like(c),
+        ops.zeros_like(t),
+    )
+
+    def step(i: int | Tensor, carry: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        return _summed_step(kernel, a, c, t, weights, i, carry)
+
+    if kernel.num_blocks == 1:
+        return step(0, initial)
+    return backend.fori_loop(0, kernel.num_blocks, step, initial)
+
+
+def _summed_step(
+    kernel: _Kernel,
+    a: Tensor,
+    c: Tensor,
+    t: Tensor,
+    weights: Tensor,
+    i: int | Tensor,
+    carry: tuple[Tensor, ...],
+) -> tuple[Tensor, ...]:
+    """`carry` `(sums, counts, d a, d c, d t)` with the `i`-th block from the last one added.
+
+    The last block goes first: rows it shares with the block before it count there (weight
+    0 here, and that block overwrites their rows after).
+    """
+    sums, counts, grad_a, grad_c, grad_t = carry
+    k = kernel.num_blocks - 1 - i
+    start = 0 if kernel.rows is None else _block_start(kernel, k)
+    a_block = _rows_of(kernel, a, start)
+    values, state = _block_forward(kernel, a_block, c, t, start)
+    s_rows = take_rows(weights, start, kernel.rows, axis=-1)
+    if kernel.rows is not None:
+        s_rows = ops.where(_own_rows(kernel, k, start), s_rows, 0.0)
+    sums = sums + ops.sum(ops.where(state.valid, s_rows * values[0], 0.0), axis=-1)
+    counts = ops.slice_update(counts, _at(len(counts.shape), -1, start), values[1])
+    part_a, part_c, part_t = _block_backward(a_block, c, t, s_rows / state.safe_n, state)
+    grad_a = ops.slice_update(grad_a, _at(len(a.shape), -2, start), part_a)
+    return sums, counts, grad_a, grad_c + part_c, grad_t + part_t
+
+
+# The custom-gradient wiring.
+
+
+def _with_custom_gradient(
+    forward: Callable[..., tuple[Tensor, GradientFn]], kernel: _Kernel, *tensors: Tensor
+) -> Tensor:
+    """`forward(kernel, *tensors)`'s value, differentiated in `tensors` by the gradient
+    function it returns (`keras.ops.custom_gradient`)."""
+
+    def of_tensors(*tensors: Tensor) -> tuple[Tensor, GradientFn]:
+        return forward(kernel, *tensors)
+
+    return ops.custom_gradient(of_tensors)(*tensors)
+
+
+def _upstream(args: tuple[Tensor, ...], upstream: Tensor | None) -> Tensor:
+    """The upstream gradient: passed alone (JAX, TensorFlow) or as `upstream=` after the
+    inputs (torch)."""
+    if upstream is None:
+        (upstream,) = args
+    return upstream
+
+
+def _at(rank: int, axis: int, start: int | Tensor) -> list[int | Tensor]:
     """The `start_indices` of `ops.slice_update` for `start` on `axis`, 0 elsewhere."""
-    begin = [0] * rank
+    begin: list[int | Tensor] = [0] * rank
     begin[axis % rank] = start
     return begin

@@ -31,9 +31,9 @@ def l2_normalize(x: Tensor, axis: int = -1) -> Tensor:
 
     Example:
 
-    >>> keras.ops.convert_to_numpy(l2_normalize(np.array([[3.0, 4.0], [0.0, 0.0]])))
-    array([[0.6, 0.8],
-           [0. , 0. ]])
+    >>> x = np.array([[3.0, 4.0], [0.0, 0.0]], dtype="float32")
+    >>> [[round(float(v), 6) for v in row] for row in keras.ops.convert_to_numpy(l2_normalize(x))]
+    [[0.6, 0.8], [0.0, 0.0]]
     """
     x = ops.convert_to_tensor(x)
     dtype = keras.backend.standardize_dtype(x.dtype)

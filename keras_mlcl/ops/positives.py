@@ -120,7 +120,8 @@ def positive_weights(labels: Tensor, rule: str = "equal", name: str = "labels") 
     Example:
 
     >>> labels = keras.ops.convert_to_tensor([[1, 1, 0], [1, 0, 0]])
-    >>> positive_weights(labels, "simdis")  # [[1, 0.5], [0.5, 1]]
+    >>> keras.ops.convert_to_numpy(positive_weights(labels, "simdis")).tolist()
+    [[1.0, 0.5], [0.5, 1.0]]
     """
     labels = check_labels_for_rule(labels, rule, name)
     return pair_weights(labels, labels, rule)
@@ -148,8 +149,10 @@ def pair_weights(anchor_labels: Tensor, candidate_labels: Tensor, rule: str = "e
 
     Example:
 
-    >>> pair_weights(keras.ops.convert_to_tensor([0, 1]),
-    ...              keras.ops.convert_to_tensor([1, 1, 0]))  # [[0, 0, 1], [1, 1, 0]]
+    >>> weights = pair_weights(keras.ops.convert_to_tensor([0, 1]),
+    ...                        keras.ops.convert_to_tensor([1, 1, 0]))
+    >>> keras.ops.convert_to_numpy(weights).tolist()
+    [[0.0, 0.0, 1.0], [1.0, 1.0, 0.0]]
     """
     if rule == "equal":
         # One comparison: an unlabelled anchor (-1) matches no candidate, an

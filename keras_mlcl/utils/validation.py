@@ -1,9 +1,16 @@
 """Argument checks that raise Keras-style `ValueError`s before any compute."""
 
 import math
+from collections.abc import Sequence
+from typing import Any
+from typing import TypeVar
+
+from keras_mlcl.utils.types import Tensor
+
+Choice = TypeVar("Choice")
 
 
-def check_positive_float(name, value):
+def check_positive_float(name: str, value: Any) -> float:
     """Returns `value` as a float, or raises if it is not a finite number > 0."""
     try:
         number = float(value)
@@ -14,7 +21,7 @@ def check_positive_float(name, value):
     return number
 
 
-def check_non_negative_float(name, value):
+def check_non_negative_float(name: str, value: Any) -> float:
     """Returns `value` as a float, or raises if it is not a finite number >= 0."""
     try:
         number = float(value)
@@ -25,14 +32,14 @@ def check_non_negative_float(name, value):
     return number
 
 
-def check_positive_int(name, value):
+def check_positive_int(name: str, value: Any) -> int:
     """Returns `value`, or raises if it is not an int > 0."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"`{name}` should be a positive integer. Received: `{name}`={value!r}")
     return value
 
 
-def check_choice(name, value, choices):
+def check_choice(name: str, value: Choice, choices: Sequence[Choice]) -> Choice:
     """Returns `value`, or raises if it is not one of `choices`."""
     if value not in choices:
         expected = ", ".join(repr(c) for c in choices)
@@ -40,7 +47,7 @@ def check_choice(name, value, choices):
     return value
 
 
-def static_batch_size(tensor):
+def static_batch_size(tensor: Tensor) -> int | None:
     """The static size of the first axis, or `None` when it is unknown."""
     shape = tensor.shape
     if len(shape) == 0 or shape[0] is None:
@@ -48,7 +55,9 @@ def static_batch_size(tensor):
     return int(shape[0])
 
 
-def check_same_batch_size(y_true_name, y_true, y_pred_name, y_pred):
+def check_same_batch_size(
+    y_true_name: str, y_true: Tensor, y_pred_name: str, y_pred: Tensor
+) -> None:
     """Raises when two tensors' static batch sizes are known and differ."""
     n_true = static_batch_size(y_true)
     n_pred = static_batch_size(y_pred)

@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 
 from keras_mlcl.cli.main import main
-from keras_mlcl.experiments.methods import COARSE_TEMPERATURE
+from keras_mlcl.cli.parser import build_parser
 from keras_mlcl.version import __version__
-from keras_mlcl_launcher import MODEL_OPTION_DEFAULTS
-from keras_mlcl_launcher import build_parser
 from tests.cli.commands import command
 from tests.cli.commands import launch
 from tests.cli.commands import one_error_line
@@ -85,11 +83,6 @@ def test_train_help_shows_every_default(capfd):
 
 
 @pytest.mark.backend_independent
-def test_model_option_defaults_are_build_models():
-    assert MODEL_OPTION_DEFAULTS["coarse_temperature"] == COARSE_TEMPERATURE
-
-
-@pytest.mark.backend_independent
 def test_bench_quality_takes_epochs_per_fraction():
     parser = build_parser()
     base = ["bench", "quality", "--data", "toy", "--out", "o"]
@@ -112,15 +105,6 @@ def test_bench_epochs_per_fraction_is_checked_at_parse_time(capfd, args, message
     code, _, err = command(capfd, "bench", "quality", "--data", "toy", "--out", "o", *args)
     assert code == 2
     assert message in one_error_line(err)
-
-
-@pytest.mark.backend_independent
-def test_weight_power_applies_to_the_label_head_methods_only(tmp_path, capsys):
-    data = write_unseen_npz(os.path.join(tmp_path, "toy.npz"))
-    code = main(["train", "--data", data, "--method", "supcon", "--weight-power", "0.5"])
-    assert code == 2
-    message = "`--weight-power` does not apply to method 'supcon' (it applies to mlcl-labels"
-    assert message in capsys.readouterr().err
 
 
 @pytest.mark.backend_independent
@@ -147,17 +131,6 @@ def test_knobs_are_checked_at_parse_time(capfd, args, message):
     code, _, err = command(capfd, "train", *args)
     assert code == 2
     assert message in one_error_line(err)
-
-
-@pytest.mark.backend_independent
-def test_knob_of_another_method_is_refused(tmp_path, capsys):
-    data = os.path.join(tmp_path, "mine.npz")
-    write_unseen_npz(data, n=60)
-    out = os.path.join(tmp_path, "run")
-    code = main(["train", "--data", data, "--method", "supcon", "--coarse-weight", "0.3"])
-    assert code == 2
-    assert "`--coarse-weight` does not apply to method 'supcon'" in capsys.readouterr().err
-    assert not os.path.exists(out)
 
 
 def test_knobs_reach_the_run_and_history_is_written(tmp_path, capsys):
