@@ -2,8 +2,9 @@
 
 The quality bench's grid and run settings are in `grid`, its hyper-parameter selection in
 `selection` and its text features in `text_features`; the speed bench's cases are in
-`speed_cases`, their timing in `timing` and its backend-specific part in `bench.backend`. `report` writes the Markdown and
-the plots of both, and `machine` describes the machine both ran on.
+`speed_cases`, their timing in `timing` and its backend-specific part in `bench.backend`.
+`report` writes the Markdown and the plots of both, and `machine` describes the machine both
+ran on.
 """
 
 from keras_mlcl.bench.grid import DEFAULT_GRID
