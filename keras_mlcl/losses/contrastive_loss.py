@@ -123,9 +123,10 @@ def embeddings_tensor(
     if not normalize:
         return y_pred
     y_pred = ops.cast(y_pred, "float32") if y_pred.dtype != "float64" else y_pred
-    norms = ops.sqrt(ops.sum(ops.square(y_pred), axis=-1))
-    values = concrete_numpy(norms)
-    if not zero_rows and values is not None and (values == 0).any():
+    if zero_rows:
+        return l2_normalize(y_pred)
+    values = concrete_numpy(ops.sqrt(ops.sum(ops.square(y_pred), axis=-1)))
+    if values is not None and (values == 0).any():
         rows = [int(i) for i in (values == 0).nonzero()[0][:5]]
         raise ValueError(
             f"`{name}` should have no zero-norm rows when `normalize=True`; "
@@ -133,7 +134,6 @@ def embeddings_tensor(
             f"indices {rows}"
         )
     return l2_normalize(y_pred)
-
 
 
 @keras.saving.register_keras_serializable(package="keras_mlcl")
@@ -310,15 +310,18 @@ class ContrastiveLoss(keras.losses.Loss):
         label_argument, embedding_argument = arguments
         heads = self._heads_of(y_pred, embedding_argument, y_true, label_argument)
         embeddings, labels = [], []
+        embedding_names = []
         for name, _, z in self._by_head(y_pred, embedding_argument, heads, False):
             embeddings.append(embeddings_tensor(z, name, self.normalize, zero_rows))
-        for (name, head, y), z in zip(
+            embedding_names.append(name)
+        for (name, head, y), z, z_name in zip(
             self._by_head(y_true, label_argument, heads, self.labels_in_one_array),
             embeddings,
+            embedding_names,
             strict=True,
         ):
             labels.append(self.check_labels(as_tensor(y), head, name))
-            check_same_batch_size(name, labels[-1], embedding_argument, z)
+            check_same_batch_size(name, labels[-1], z_name, z)
         batch_sizes = {int(z.shape[0]) for z in embeddings if z.shape[0] is not None}
         if len(batch_sizes) > 1:
             raise ValueError(

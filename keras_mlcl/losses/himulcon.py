@@ -114,6 +114,7 @@ class HiMulCon(ContrastiveLoss):
         variant: str = "hmce",
         temperature: float = 0.1,
         level_penalty: str = "exp",
+        *,
         name: str = "himulcon",
         **kwargs: Any,
     ) -> None:

@@ -135,6 +135,7 @@ class MultiLevelSupCon(ContrastiveLoss):
     def __init__(
         self,
         heads: Mapping[str, Mapping[str, Any]],
+        *,
         name: str = "multi_level_supcon",
         **kwargs: Any,
     ) -> None:
@@ -241,7 +242,7 @@ class MultiLevelSupCon(ContrastiveLoss):
         )
 
     def check_labels(self, labels: Tensor, head: str | None, name: str) -> Tensor:
-        config = self.heads[str(head)] if head in self.heads else next(iter(self.heads.values()))
+        config = self.heads[str(head)]
         columns = config["columns"]
         if columns is not None:
             if len(labels.shape) != 2:

@@ -42,9 +42,11 @@ class MultiSupCon(SupCon):
         self,
         temperature: float = 0.1,
         min_weight: float = 0.3,
+        *,
         name: str = "multi_supcon",
         **kwargs: Any,
     ) -> None:
+        self._fixed(kwargs, "positives")
         super().__init__(
             temperature=temperature, positives="jaccard", min_weight=min_weight, name=name, **kwargs
         )

@@ -41,9 +41,8 @@ class SimDisLoss(SupCon):
     0.182736
     """
 
-    def __init__(
-        self, temperature: float = 0.07, name: str = "simdis", **kwargs: Any
-    ) -> None:
+    def __init__(self, temperature: float = 0.07, *, name: str = "simdis", **kwargs: Any) -> None:
+        self._fixed(kwargs, "positives", "min_weight")
         super().__init__(temperature=temperature, positives="simdis", name=name, **kwargs)
 
     def get_config(self) -> dict[str, Any]:

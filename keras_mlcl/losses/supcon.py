@@ -63,6 +63,7 @@ class SupCon(ContrastiveLoss):
         self,
         temperature: float = 0.1,
         positives: str = "equal",
+        *,
         min_weight: float = 0.0,
         name: str = "supcon",
         **kwargs: Any,
@@ -73,6 +74,15 @@ class SupCon(ContrastiveLoss):
         self.min_weight = check_non_negative_float("min_weight", min_weight)
         self.binary_weights = self.positives in BINARY_RULES
         self._weights = rule_weights([self.positives], self.min_weight)
+
+    def _fixed(self, kwargs: dict[str, Any], *names: str) -> None:
+        """Refuses arguments a preset of SupCon fixes (they would not be saved)."""
+        for name in names:
+            if name in kwargs:
+                raise TypeError(
+                    f"{type(self).__name__} fixes `{name}`; use `SupCon({name}=...)`. "
+                    f"Received: `{name}`={kwargs[name]!r}"
+                )
 
     def check_labels(self, labels: Tensor, head: str | None, name: str) -> Tensor:
         return check_labels_for_rule(labels, self.positives, name=name)

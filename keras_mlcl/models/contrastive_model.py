@@ -243,8 +243,9 @@ class ContrastiveModel(InputChecks, SeedStateSaving, keras.Model):
 
     def compile(
         self,
-        *args: Any,
+        optimizer: Any = "rmsprop",
         loss: Any = None,
+        *,
         metrics: Any = None,
         weighted_metrics: Any = None,
         **kwargs: Any,
@@ -252,7 +253,7 @@ class ContrastiveModel(InputChecks, SeedStateSaving, keras.Model):
         """`keras.Model.compile`, with `metrics` for the classifier outputs.
 
         Args:
-            *args: `keras.Model.compile`'s arguments (`optimizer`, ...).
+            optimizer: as for `keras.Model.compile`.
             loss: not accepted: the contrastive loss is the constructor's
                 `loss`, the classifiers' cross-entropy its `ce_weight`.
             metrics: metrics of the classifiers: a list (applied to every
@@ -265,7 +266,6 @@ class ContrastiveModel(InputChecks, SeedStateSaving, keras.Model):
                 (or `class_weight`). Defaults to None.
             **kwargs: `keras.Model.compile`'s other arguments.
         """
-        loss = args[1] if len(args) > 1 else loss
         if loss is not None:
             raise ValueError(
                 "`ContrastiveModel.compile` takes no `loss`: training uses the constructor's "
@@ -273,7 +273,7 @@ class ContrastiveModel(InputChecks, SeedStateSaving, keras.Model):
                 f"times its cross-entropy. Received: `loss`={loss!r}"
             )
         classifier_metrics = check_compile_metrics(metrics, weighted_metrics, list(self.classifier))
-        super().compile(*args, **kwargs)
+        super().compile(optimizer=optimizer, **kwargs)
         self._compile_config.config.update(metrics=metrics, weighted_metrics=weighted_metrics)
         if classifier_metrics is not None:
             set_compile_metrics(self, classifier_metrics)

@@ -180,6 +180,11 @@ def check_label_rows(labels: dict[str, Any], n: int) -> None:
             )
 
 
+def label_dtype(labels: Any) -> str:
+    """The dtype a memory bank stores `labels` in: float32 for float labels, else int32."""
+    return "float32" if np.issubdtype(np.asarray(labels).dtype, np.floating) else "int32"
+
+
 def batch_size_of(x: Any) -> int:
     """The number of rows of the first array of `x`."""
     return int(np.shape(keras.tree.flatten(x)[0])[0])
@@ -346,4 +351,5 @@ class InputChecks:
             self.memory_bank.build(
                 {h: int(outputs[h].shape[-1]) for h in self.heads.head_names},
                 {h: tuple(np.shape(labels[h])[1:]) for h in self.heads.head_names},
+                {h: label_dtype(labels[h]) for h in self.heads.head_names},
             )

@@ -9,7 +9,11 @@ from keras import ops
 from keras_mlcl.distribution import gather_across_replicas
 from keras_mlcl.losses import ContrastiveLoss
 from keras_mlcl.utils.types import Tensor
+from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_positive_int
+
+# The dtypes of the label slots: class ids and multi-hot rows, or float labels.
+LABEL_DTYPES = ("int32", "float32")
 
 
 @keras.saving.register_keras_serializable(package="keras_mlcl")
@@ -34,7 +38,8 @@ class MemoryBank(keras.layers.Layer):
     loss of the batch's anchors on the concatenated batch `[z; bank]`.
 
     The bank holds, per head, `(size, D_h)` float32 embeddings and
-    `(size, ...)` int32 labels (as the loss takes them, `{head: labels}`),
+    `(size, ...)` labels (as the loss takes them, `{head: labels}`; int32,
+    or float32 for a head whose labels are floats),
     newest first, and the number of filled slots. It wraps any contrastive
     loss: `term_losses(loss, y_true, y_pred)` is the loss's terms with the
     bank's rows as extra candidates (prepared by the loss as its batch is),
@@ -69,6 +74,7 @@ class MemoryBank(keras.layers.Layer):
         self.size = check_positive_int("size", size)
         self.embedding_dims: dict[str, int] = {}
         self.label_shapes: dict[str, list[int]] = {}
+        self.label_dtypes: dict[str, str] = {}
         self.embedding_slots: dict[str, keras.Variable] = {}
         self.label_slots: dict[str, keras.Variable] = {}
         self.filled: Any = None
@@ -78,7 +84,10 @@ class MemoryBank(keras.layers.Layer):
         return list(self.embedding_dims)
 
     def build(
-        self, embedding_dims: Mapping[str, int], label_shapes: Mapping[str, tuple[int, ...]]
+        self,
+        embedding_dims: Mapping[str, int],
+        label_shapes: Mapping[str, tuple[int, ...]],
+        label_dtypes: Mapping[str, str] | None = None,
     ) -> None:
         """Creates the slots.
 
@@ -86,6 +95,8 @@ class MemoryBank(keras.layers.Layer):
             embedding_dims: dict `{head: D_h}`.
             label_shapes: dict `{head: shape of one sample's labels}`, `()`
                 for class ids, `(K,)` for multi-hot rows.
+            label_dtypes: optional dict `{head: "int32" or "float32"}`.
+                Defaults to None (int32 for every head).
         """
         if not isinstance(embedding_dims, dict) or not embedding_dims:
             raise ValueError(
@@ -102,6 +113,12 @@ class MemoryBank(keras.layers.Layer):
             for h, d in embedding_dims.items()
         }
         self.label_shapes = {str(h): [int(s) for s in label_shapes[h]] for h in embedding_dims}
+        self.label_dtypes = {
+            str(h): check_choice(
+                f"label_dtypes[{h!r}]", (label_dtypes or {}).get(h, "int32"), LABEL_DTYPES
+            )
+            for h in embedding_dims
+        }
         for head, dim in self.embedding_dims.items():
             self.embedding_slots[head] = self.add_weight(
                 shape=(self.size, dim),
@@ -115,7 +132,7 @@ class MemoryBank(keras.layers.Layer):
             self.label_slots[head] = self.add_weight(
                 shape=(self.size, *self.label_shapes[head]),
                 initializer=keras.initializers.Constant(-1),
-                dtype="int32",
+                dtype=self.label_dtypes[head],
                 trainable=False,
                 autocast=False,
                 aggregation="only_first_replica",
@@ -169,7 +186,7 @@ class MemoryBank(keras.layers.Layer):
         Args:
             embeddings: dict `{head: (N, D_h)}`; no gradient is kept.
             labels: dict `{head: (N, ...)}` of each head's labels, as the
-                loss takes them, stored as int32.
+                loss takes them, stored in the slots' dtype.
         """
         self._check_built()
         for argument, values in (("embeddings", embeddings), ("labels", labels)):
@@ -183,7 +200,7 @@ class MemoryBank(keras.layers.Layer):
         n = None
         for head in self.embedding_dims:
             new = ops.cast(ops.stop_gradient(ops.convert_to_tensor(embeddings[head])), "float32")
-            new_labels = ops.cast(ops.convert_to_tensor(labels[head]), "int32")
+            new_labels = ops.cast(ops.convert_to_tensor(labels[head]), self.label_dtypes[head])
             n = ops.shape(new)[0]
             slots, label_slots = self.embedding_slots[head], self.label_slots[head]
             slots.assign(ops.concatenate([new, ops.convert_to_tensor(slots)], axis=0)[: self.size])
@@ -224,17 +241,24 @@ class MemoryBank(keras.layers.Layer):
         for head in self.embedding_dims:
             slots, label_slots = self.embedding_slots[head], self.label_slots[head]
             slots.assign(ops.zeros(slots.shape, dtype="float32"))
-            label_slots.assign(ops.full(label_slots.shape, -1, dtype="int32"))
+            label_slots.assign(ops.full(label_slots.shape, -1, dtype=self.label_dtypes[head]))
         self.filled.assign(0)
 
     def get_build_config(self) -> dict[str, Any] | None:
         if not self.built:
             return None
-        return {"embedding_dims": self.embedding_dims, "label_shapes": self.label_shapes}
+        return {
+            "embedding_dims": self.embedding_dims,
+            "label_shapes": self.label_shapes,
+            "label_dtypes": self.label_dtypes,
+        }
 
     def build_from_config(self, config: dict[str, Any] | None) -> None:
         if config:
-            self.build(config["embedding_dims"], config["label_shapes"])
+            # Files written before label dtypes were saved hold int32 labels.
+            self.build(
+                config["embedding_dims"], config["label_shapes"], config.get("label_dtypes")
+            )
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -164,7 +164,6 @@ def supcon_from_labels(
     normalization: str = "count",
     block_size: int | None = None,
     candidate_mask: Tensor | None = None,
-    min_weight: float = 0.0,
     binary: bool | None = None,
     anchor_weights: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
@@ -206,7 +205,6 @@ def supcon_from_labels(
             the `(H, M, N)` matrix holds at most 2**22 values, else blocks
             of about 2**22 / (H * N) rows (16 MB float32 buffers).
         candidate_mask: optional `(N,)` booleans, False for empty slots.
-        min_weight: weights of named rules below it become 0. Defaults to 0.
         binary: whether every weight is 0 or 1 (a cheaper kernel). Defaults
             to None: True for binary named rules, False for a function.
         anchor_weights: optional `(H, M)` weights of the anchors. When
@@ -245,18 +243,21 @@ def supcon_from_labels(
     else:
         anchor_labels, candidate_labels = [anchor_labels], [candidate_labels]
         anchors, candidates = anchors[None], candidates[None]
+    rules: list[str] = [] if callable(rule) else [rule] if isinstance(rule, str) else list(rule)
+    if len(rules) == 1:
+        rules = rules * len(anchor_labels)
+    if not len(anchor_labels) == len(candidate_labels) == anchors.shape[0] or (
+        rules and len(rules) != anchors.shape[0]
+    ):
+        raise ValueError(
+            "With heads, `anchor_labels`, `candidate_labels` and `rule` (a list, or one "
+            f"rule for all) should have one entry per head ({anchors.shape[0]}). Received "
+            f"{len(anchor_labels)}, {len(candidate_labels)} and "
+            f"{'a function' if callable(rule) else len(rules)}"
+        )
     if callable(rule):
         weights = rule
     else:
-        rules = [rule] if isinstance(rule, str) else list(rule)
-        if len(rules) == 1:
-            rules = rules * len(anchor_labels)
-        if not len(rules) == len(anchor_labels) == len(candidate_labels) == anchors.shape[0]:
-            raise ValueError(
-                "With heads, `anchor_labels`, `candidate_labels` and `rule` (a list, or one "
-                f"rule for all) should have one entry per head ({anchors.shape[0]}). Received "
-                f"{len(anchor_labels)}, {len(candidate_labels)} and {len(rules)}"
-            )
         anchor_labels = [
             check_labels_for_rule(y, r, "anchor_labels")
             for y, r in zip(anchor_labels, rules, strict=True)
@@ -265,7 +266,7 @@ def supcon_from_labels(
             check_labels_for_rule(y, r, "candidate_labels")
             for y, r in zip(candidate_labels, rules, strict=True)
         ]
-        weights = rule_weights(rules, min_weight)
+        weights = rule_weights(rules)
         if binary is None:
             binary = all(r in BINARY_RULES for r in rules)
 

@@ -64,3 +64,14 @@ def test_config_round_trip():
 def test_rejects_class_ids():
     with pytest.raises(ValueError, match="multi-hot"):
         SimDisLoss()(np.array([0, 1, 1]), unit_rows(np.random.default_rng(0), 3, 2))
+
+
+def test_the_fixed_rule_cannot_be_changed():
+    # SimDisLoss is SupCon with the "simdis" rule: a `min_weight` or `positives` would not be
+    # saved with it, so they are refused (SupCon takes both).
+    with pytest.raises(TypeError, match="SimDisLoss fixes `min_weight`"):
+        SimDisLoss(min_weight=0.2)
+    with pytest.raises(TypeError, match="SimDisLoss fixes `positives`"):
+        SimDisLoss(positives="any")
+    with pytest.raises(TypeError):
+        SimDisLoss(0.1, "weight")  # past `temperature`, arguments are keywords

@@ -73,6 +73,33 @@ def test_multi_hot_labels_and_float32_storage():
     )
 
 
+def test_float_labels_are_kept_as_floats():
+    bank = MemoryBank(size=4)
+    bank.build({"h": 2}, {"h": ()}, {"h": "float32"})
+    bank.update({"h": np.ones((2, 2), "float32")}, {"h": np.array([2.5, -1.0], "float32")})
+    labels = to_numpy(bank.references()["reference_labels"]["h"])
+    assert labels.dtype == np.float32 and labels[:2].tolist() == [2.5, -1.0]
+    with pytest.raises(ValueError, match=r"`label_dtypes\['h'\]` should be one of"):
+        MemoryBank(size=4).build({"h": 2}, {"h": ()}, {"h": "float16"})
+
+
+def test_normalizing_loss_normalizes_the_references_and_skips_empty_slots():
+    # `normalize=True` applies to the bank's rows as to the batch's; empty (zero) slots are
+    # masked, not refused.
+    rng = np.random.default_rng(3)
+    z, labels = rng.normal(size=(6, 4)).astype("float32"), rng.integers(0, 2, 6)
+    bank_z = np.concatenate([3.0 * unit_rows(rng, 3, 4), np.zeros((2, 4), "float32")])
+    bank_labels, mask = rng.integers(0, 2, 5), np.arange(5) < 3
+    loss = SupCon(temperature=0.5, normalize=True)
+    value = loss.term_losses(
+        labels, z, reference_embeddings=bank_z, reference_labels=bank_labels, reference_mask=mask
+    )
+    keys = np.concatenate([z / np.linalg.norm(z, axis=1, keepdims=True), bank_z[:3] / 3.0])
+    key_labels = np.concatenate([labels, bank_labels[:3]])
+    losses, valid = reference.supcon(keys, reference.weights(key_labels, "equal"), 0.5)
+    assert_allclose(value[0], reference.valid_mean(losses[:6], valid[:6]), atol=1e-5)
+
+
 def test_config_and_build_config_round_trip():
     bank = built_bank(size=7)
     config = keras.saving.serialize_keras_object(bank)
