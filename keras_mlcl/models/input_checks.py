@@ -122,10 +122,8 @@ def split_labels(
     return {h: y[h] for h in head_names}, {level: y[level] for level in levels}
 
 
-def class_weight_to_sample_weight(
-    finest_labels: Any, class_weight: Any, finest: str
-) -> np.ndarray:
-    """One weight per sample: `class_weight[label]` of its finest-level class (1 if absent)."""
+def check_class_weight(class_weight: Any) -> None:
+    """Raises unless `class_weight` is a dict `{class id (int): weight}`."""
     if not isinstance(class_weight, dict) or not all(
         isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in class_weight
     ):
@@ -133,6 +131,12 @@ def class_weight_to_sample_weight(
             "`class_weight` should be a dict {class id (int): weight} for the "
             f"finest level's classes. Received: `class_weight`={class_weight!r}"
         )
+
+
+def class_weight_to_sample_weight(
+    finest_labels: Any, class_weight: dict[Any, float], finest: str
+) -> np.ndarray:
+    """One weight per sample: `class_weight[label]` of its finest-level class (1 if absent)."""
     given = np.asarray(keras.tree.map_structure(ops.convert_to_numpy, finest_labels))
     labels = as_class_ids(given)
     if labels is None:
@@ -167,16 +171,6 @@ def check_fit_weights(x: Any, y: Any, class_weight: Any, kwargs: dict[str, Any])
             raise ValueError(
                 "`sample_weight` should be one array (one weight per sample, "
                 "shared by all heads). Received a dict of different arrays."
-            )
-
-
-def check_label_rows(labels: dict[str, Any], n: int) -> None:
-    """Raises unless every label array of `{name: labels}` has `n` rows."""
-    for name, values in labels.items():
-        if int(np.shape(values)[0]) != n:
-            raise ValueError(
-                f"Labels {name!r} have {np.shape(values)[0]} rows but the inputs "
-                f"have {n}: every label array should have one row per input."
             )
 
 
@@ -239,34 +233,6 @@ def any_nan(values: Any) -> Tensor | bool:
     return ops.any(ops.stack(flags)) if flags else False
 
 
-def check_first_batch(model: Any, x: Any, y: Any = None, batch_size: int | None = None) -> None:
-    """Raises a `ValueError` before any step for training data that cannot work.
-
-    On the first batch where the data type allows: labels for every head
-    (and classifier level), label and input batch sizes, and that
-    `augment` keeps the batch size. Builds the model and its memory bank.
-    """
-    first = first_batch(x, y, batch_size)
-    if first is None:
-        return
-    xb, yb = first
-    n = batch_size_of(xb)
-    if not model.built:  # callbacks such as BackupAndRestore need the variables
-        with variable_scope(model):  # a tf.distribute strategy's, if any
-            model(xb, training=False)
-    labels, classifier_labels = model.split_labels(yb)
-    check_label_rows({**labels, **classifier_labels}, n)
-    if model.memory_bank is not None and not model.memory_bank.built:
-        model.build_memory_bank(xb, yb)
-    if model.augment is not None:
-        augmented = model.augment(xb, training=True)
-        got = batch_size_of(keras.tree.map_structure(ops.convert_to_numpy, augmented))
-        if got != n:
-            raise ValueError(
-                f"`augment` should keep the batch size: it turned a batch of {n} into {got}."
-            )
-
-
 class InputChecks:
     """A `ContrastiveModel` mixin: label routing and the checks `fit` runs before training."""
 
@@ -274,6 +240,8 @@ class InputChecks:
     classifier: dict[str, int]
     memory_bank: MemoryBank | None
     heads: MultiProjectionHead
+    augment: Any
+    built: bool
     __call__: Callable[..., Any]
 
     def split_labels(self, y: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -322,10 +290,8 @@ class InputChecks:
         [1.0, 3.0, 1.0]
         """
         finest = self.heads.head_names[-1]
-        if isinstance(class_weight, dict):  # else the check below names the argument
-            labels = self.split_labels(y)[0][finest]
-        else:
-            labels = None
+        check_class_weight(class_weight)
+        labels = self.split_labels(y)[0][finest]
         return class_weight_to_sample_weight(labels, class_weight, finest)
 
     def check_training_data(self, x: Any, y: Any = None, batch_size: int | None = None) -> None:
@@ -333,9 +299,32 @@ class InputChecks:
 
         Checks, on the first batch where the data type allows: labels for
         every head (and classifier level), label and input batch sizes, and
-        that `augment` keeps the batch size.
+        that `augment` keeps the batch size. Builds the model and its memory bank.
         """
-        check_first_batch(self, x, y, batch_size)
+        first = first_batch(x, y, batch_size)
+        if first is None:
+            return
+        xb, yb = first
+        n = batch_size_of(xb)
+        if not self.built:  # callbacks such as BackupAndRestore need the variables
+            with variable_scope(self):  # a tf.distribute strategy's, if any
+                self(xb, training=False)
+        labels, classifier_labels = self.split_labels(yb)
+        for name, values in {**labels, **classifier_labels}.items():
+            if int(np.shape(values)[0]) != n:
+                raise ValueError(
+                    f"Labels {name!r} have {np.shape(values)[0]} rows but the inputs "
+                    f"have {n}: every label array should have one row per input."
+                )
+        if self.memory_bank is not None and not self.memory_bank.built:
+            self.build_memory_bank(xb, yb)
+        if self.augment is not None:
+            augmented = self.augment(xb, training=True)
+            got = batch_size_of(keras.tree.map_structure(ops.convert_to_numpy, augmented))
+            if got != n:
+                raise ValueError(
+                    f"`augment` should keep the batch size: it turned a batch of {n} into {got}."
+                )
 
     def build_memory_bank(self, x: Any, y: Any) -> None:
         """Builds `memory_bank` for the heads' sizes and the labels of `(x, y)`.
