@@ -8,6 +8,7 @@ from keras_mlcl import layers
 from keras_mlcl import losses
 from keras_mlcl import models
 from keras_mlcl import ops
+from keras_mlcl import search
 from keras_mlcl.layers import MultiProjectionHead
 from keras_mlcl.layers import ProjectionHead
 from keras_mlcl.losses import HiMulCon
@@ -17,10 +18,12 @@ from keras_mlcl.losses import SimDisLoss
 from keras_mlcl.losses import SupCon
 from keras_mlcl.models import ContrastiveModel
 from keras_mlcl.models import MemoryBank
+from keras_mlcl.search import EmbeddingIndex
 from keras_mlcl.version import __version__
 
 __all__ = [
     "ContrastiveModel",
+    "EmbeddingIndex",
     "HiMulCon",
     "MemoryBank",
     "MultiLevelSupCon",
@@ -38,4 +41,5 @@ __all__ = [
     "losses",
     "models",
     "ops",
+    "search",
 ]

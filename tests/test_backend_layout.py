@@ -37,6 +37,10 @@ EXCEPTIONS = {
         "the text SavedModel holds TensorFlow tokenizer ops: it is written in-process on the "
         "TensorFlow backend, from a TensorFlow child process on the others"
     ),
+    "keras_mlcl/models/search_endpoints.py": (
+        "the SavedModel's search endpoints are TensorFlow graph code (string ids in "
+        "tf.Variables), written in a TensorFlow-backend process"
+    ),
     "keras_mlcl_launcher.py": "imports TensorFlow early to mute its start-up logging",
 }
 

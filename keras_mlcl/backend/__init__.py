@@ -37,11 +37,17 @@ Kernels:
   kernel is the fastest (torch has one: Keras' per-op dispatch costs there).
 - `fori_loop(lower, upper, body_fun, init_val)`: `keras.ops.fori_loop` whose
   iterations run one at a time (the blockwise kernel's memory bound).
+- `compile_function(function)`: `function` compiled for repeated calls with
+  the same shapes (`jax.jit`, `tf.function` with XLA; torch: eager).
+- `top_k_lower_index_first(x, k)`: `keras.ops.top_k` over the last axis with
+  the lower index first among equal values (`torch.topk` promises no order).
 
 Export:
 
-- `export_saved_model(model, filepath, input_signature, modules, verbose)`:
-  writes a TF SavedModel (in a TensorFlow child process from torch).
+- `export_saved_model(model, filepath, input_signature, modules, verbose,
+  search_indexes, search_k)`: writes a TF SavedModel, with a `search` endpoint
+  per index given (in a TensorFlow child process from torch, and from JAX when
+  there are search indexes).
 """
 
 import importlib
@@ -70,12 +76,15 @@ broadcast = active.broadcast
 export_saved_model = active.export_saved_model
 fast_supcon_rows = active.fast_supcon_rows
 fori_loop = active.fori_loop
+compile_function = active.compile_function
+top_k_lower_index_first = active.top_k_lower_index_first
 
 __all__ = [
     "all_gather",
     "as_tensor",
     "average_gradients",
     "broadcast",
+    "compile_function",
     "concrete_numpy",
     "export_saved_model",
     "fast_supcon_rows",
@@ -84,5 +93,6 @@ __all__ = [
     "process_group_size",
     "replica_count",
     "replica_offset",
+    "top_k_lower_index_first",
     "variable_scope",
 ]

@@ -7,7 +7,10 @@ global batch, so there is nothing to gather and one replica to count.
 """
 
 import contextlib
+import os
 from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -15,9 +18,9 @@ import jax
 import keras
 import numpy as np
 
+from keras_mlcl.backend import single_process
 from keras_mlcl.backend.single_process import average_gradients  # noqa: F401
 from keras_mlcl.backend.single_process import broadcast  # noqa: F401
-from keras_mlcl.backend.single_process import export_saved_model  # noqa: F401
 from keras_mlcl.backend.single_process import process_group_size  # noqa: F401
 from keras_mlcl.utils.types import Tensor
 
@@ -59,6 +62,31 @@ def replica_offset(local_size: int | Tensor) -> int:
     return 0
 
 
+def export_saved_model(
+    model: keras.Model,
+    filepath: str | os.PathLike,
+    input_signature: Sequence[Any],
+    modules: Sequence[str] = (),
+    verbose: bool = False,
+    search_indexes: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    search_k: int = 10,
+) -> None:
+    """Keras' export in this process (jax2tf); with `search_indexes`, in a TensorFlow process.
+
+    The search endpoints are TensorFlow graph code, so with them the model
+    is exported by a TensorFlow-backend child process from a `.keras` copy
+    (`keras_mlcl.models.export.export_in_tensorflow_process`).
+    """
+    if search_indexes is None:
+        single_process.export_saved_model(model, filepath, input_signature, modules, verbose)
+        return
+    from keras_mlcl.models.export import export_in_tensorflow_process
+
+    export_in_tensorflow_process(
+        model, filepath, input_signature, modules, verbose, search_indexes, search_k
+    )
+
+
 def fast_supcon_rows() -> None:
     """None: the `keras.ops` kernel is the SupCon kernel here (XLA / Grappler fuse its passes)."""
     return None
@@ -69,3 +97,13 @@ def fori_loop(
 ) -> Any:
     """`keras.ops.fori_loop`: its iterations already run one after another here."""
     return keras.ops.fori_loop(lower, upper, body_fun, init_val)
+
+
+def compile_function(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`jax.jit(function)`: one program per input shapes and dtypes, kept for later calls."""
+    return jax.jit(function)
+
+
+def top_k_lower_index_first(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """`keras.ops.top_k`: `jax.lax.top_k` already puts the lower index first among equals."""
+    return keras.ops.top_k(x, k)

@@ -2,7 +2,8 @@
 
 Their process-group helpers raise (data parallelism there runs under
 `tf.distribute` or `keras.distribution`), and Keras exports their
-SavedModels in this process.
+SavedModels in this process (from JAX, a SavedModel with search endpoints
+goes through a TensorFlow child process: `keras_mlcl.models.export`).
 """
 
 import os

@@ -7,7 +7,10 @@ gradients are *summed*, so Keras scales each replica's loss by
 """
 
 import contextlib
+import os
 from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -15,9 +18,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_mlcl.backend import single_process
 from keras_mlcl.backend.single_process import average_gradients  # noqa: F401
 from keras_mlcl.backend.single_process import broadcast  # noqa: F401
-from keras_mlcl.backend.single_process import export_saved_model  # noqa: F401
 from keras_mlcl.backend.single_process import process_group_size  # noqa: F401
 from keras_mlcl.utils.types import Tensor
 
@@ -99,6 +102,27 @@ def replica_offset(local_size: int | Tensor) -> int | Tensor:
     return tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
 
 
+def export_saved_model(
+    model: keras.Model,
+    filepath: str | os.PathLike,
+    input_signature: Sequence[Any],
+    modules: Sequence[str] = (),
+    verbose: bool = False,
+    search_indexes: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    search_k: int = 10,
+) -> None:
+    """Keras' export in this process; with `search_indexes`, the search endpoints too.
+
+    See `keras_mlcl.models.export.write_with_search`.
+    """
+    if search_indexes is None:
+        single_process.export_saved_model(model, filepath, input_signature, modules, verbose)
+        return
+    from keras_mlcl.models.export import write_with_search
+
+    write_with_search(model, filepath, input_signature, search_indexes, search_k, verbose)
+
+
 def fast_supcon_rows() -> None:
     """None: the `keras.ops` kernel is the SupCon kernel here (XLA / Grappler fuse its passes)."""
     return None
@@ -119,3 +143,13 @@ def fori_loop(
         (lower, init_val),
         parallel_iterations=1,
     )[1]
+
+
+def compile_function(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`tf.function(function, jit_compile=True)`: XLA, one program per input shapes."""
+    return tf.function(function, jit_compile=True)
+
+
+def top_k_lower_index_first(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """`keras.ops.top_k`: `tf.math.top_k` already puts the lower index first among equals."""
+    return keras.ops.top_k(x, k)

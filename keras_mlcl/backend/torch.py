@@ -8,12 +8,9 @@ its local batch and gradients are averaged over processes
 """
 
 import contextlib
-import json
 import os
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -165,6 +162,8 @@ def export_saved_model(
     input_signature: Sequence[Any],
     modules: Sequence[str] = (),
     verbose: bool = False,
+    search_indexes: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    search_k: int = 10,
 ) -> None:
     """A TF SavedModel written by a TensorFlow-backend child process.
 
@@ -172,33 +171,14 @@ def export_saved_model(
     (not installable here) and fails on dict outputs. The model is saved as
     `.keras`, then `python -m keras_mlcl.models.export` loads and exports it
     under the TensorFlow backend, after importing `modules` (which register
-    custom objects). The weights are the same; the SavedModel's graph is
-    TensorFlow's trace of the same `keras.ops` code.
+    custom objects), with the search endpoints of `search_indexes`
+    (`keras_mlcl.models.export.export_in_tensorflow_process`).
     """
-    specs = [{"shape": list(s.shape), "dtype": s.dtype} for s in input_signature]
-    with tempfile.TemporaryDirectory() as folder:
-        source = os.path.join(folder, "model.keras")
-        model.save(source)
-        command = [
-            sys.executable,
-            "-m",
-            "keras_mlcl.models.export",
-            source,
-            os.fspath(filepath),
-            "--signature",
-            json.dumps(specs),
-            "--modules",
-            *modules,
-        ]
-        env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
-        result = subprocess.run(command, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(
-            "Exporting from the torch backend through a TensorFlow process failed:\n"
-            + result.stderr[-4000:]
-        )
-    if verbose:
-        print(result.stdout)
+    from keras_mlcl.models.export import export_in_tensorflow_process
+
+    export_in_tensorflow_process(
+        model, filepath, input_signature, modules, verbose, search_indexes, search_k
+    )
 
 
 def fast_supcon_rows() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
@@ -218,3 +198,38 @@ def fori_loop(
 ) -> Any:
     """`keras.ops.fori_loop`: its iterations already run one after another here."""
     return keras.ops.fori_loop(lower, upper, body_fun, init_val)
+
+
+def compile_function(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function` itself: eager PyTorch runs each op's kernel directly."""
+    return function
+
+
+def top_k_lower_index_first(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The `k` largest values of each row of `x` and their indices, the lower index first
+    among equal values (`torch.topk` promises no order among them).
+
+    Args:
+        x: a `(M, N)` float tensor without NaN.
+        k: an int in [1, N].
+
+    Returns:
+        `(values, indices)`, each `(M, k)`, by decreasing value.
+    """
+    values, indices = torch.topk(x, min(k + 1, x.shape[-1]), dim=-1)
+    indices = indices[:, :k]
+    if values.shape[-1] > k:
+        tied = torch.nonzero(values[:, k] == values[:, k - 1]).squeeze(1)
+        if tied.numel():
+            # In these rows equal values straddle the k-th place: keep the lowest indices
+            # among them (the other rows, most or all, are left as they are).
+            rows, threshold = x[tied], values[tied, k - 1 : k]
+            ties = rows == threshold
+            needed = k - torch.sum(rows > threshold, dim=-1, keepdim=True)
+            keep = (rows > threshold) | (ties & (torch.cumsum(ties, dim=-1) <= needed))
+            positions = torch.arange(x.shape[-1], device=x.device).expand_as(rows)
+            fixed = torch.topk(torch.where(keep, -positions, -x.shape[-1]), k, dim=-1).indices
+            indices = indices.index_copy(0, tied, fixed)
+    indices = torch.sort(indices, dim=-1).values
+    values, order = torch.sort(torch.gather(x, -1, indices), dim=-1, descending=True, stable=True)
+    return values, torch.gather(indices, -1, order)

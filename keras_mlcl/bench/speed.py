@@ -12,9 +12,13 @@ medians:
 | `heads4_vs_4x_one_head` | 4-head `MultiLevelSupCon` / (4 x one head) | <= 1.2 |
 | `fit_step_vs_ce` | `ContrastiveModel` train step / CE classifier step | <= 1.15 |
 | `vs_pml_supcon` | pytorch-metric-learning `SupConLoss` / ours (torch) | >= 2.5 |
+| `vs_sklearn_knn` | scikit-learn brute-force cosine kNN / our `knn_accuracy` | >= 3 |
 
 Cases named `vs_*` are speed-ups over a peer (higher is better); the others
-are cost ratios (lower is better). `supcon_vs_matmul` also holds a sweep over
+are cost ratios (lower is better). `vs_sklearn_knn` classifies 5,000
+queries against 50,000 references of 128 dims with k = 20 (`KNN_SIZES`;
+`quick`: `n` queries against `16 * n` references of `dim` dims), in a tenth
+of the rounds (at least 3). `supcon_vs_matmul` also holds a sweep over
 the batch size `N` (fewer rounds above N = 2048) with the peak memory of the
 loss and of the matmul.
 
@@ -55,6 +59,7 @@ TARGETS = {
     "heads4_vs_4x_one_head": 1.2,
     "fit_step_vs_ce": 1.15,
     "vs_pml_supcon": 2.5,
+    "vs_sklearn_knn": 3.0,
 }
 # Extra memory of the loss over the baseline process, as a fraction of one
 # N x N float32 buffer: a quarter, 256 MB at N = 16384.
@@ -64,6 +69,7 @@ DEFAULT_SIZES = (256, 512, 1024, 2048, 4096, 8192, 16384)
 DEFAULT_REPEATS = 30
 LARGE_N = 16384
 REPLICAS = 4
+KNN_SIZES = {"queries": 5000, "references": 50000, "dim": 128, "k": 20}
 QUICK: dict[str, Any] = {
     "n": 64,
     "dim": 16,
@@ -182,8 +188,21 @@ def run_speed_bench(
             size = {"features": QUICK["features"], "width": QUICK["width"]} if quick else {}
             entry = speed_cases.fit_step_vs_ce(n, dim, few, **size)
             progress.add(1)
-        else:
+        elif case == "vs_pml_supcon":
             entry = speed_cases.vs_pml_supcon(n, dim, repeats)
+            progress.add(1)
+        else:
+            sizes_knn = (
+                dict(KNN_SIZES, queries=n, references=16 * n, dim=dim) if quick else KNN_SIZES
+            )
+            rounds = repeats if quick else max(3, repeats // 10)
+            entry = speed_cases.vs_sklearn_knn(
+                sizes_knn["queries"],
+                sizes_knn["references"],
+                sizes_knn["dim"],
+                sizes_knn["k"],
+                rounds,
+            )
             progress.add(1)
         results[case] = _finish(case, entry, context)
     if out is not None:

@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from keras_mlcl.cli.parser import TABLE_OPTIONS
 from keras_mlcl.cli.parser import parse_arguments
 from keras_mlcl.experiments.options import options_for
 
@@ -33,15 +34,48 @@ def model_options(args: argparse.Namespace) -> dict[str, float]:
     return {name: getattr(args, name) for name in names if name != "temperature"}
 
 
+def load_data(args: argparse.Namespace, run_table: dict[str, Any] | None = None) -> Any:
+    """The `LabeledDataset` of `--data`: a named dataset, an `.npz` file, or a table read with
+    the table options (or, for a table given without `--label-columns`, `run_table`: the
+    columns a run was trained with)."""
+    from keras_mlcl.data import load_dataset
+    from keras_mlcl.data import load_table
+    from keras_mlcl.experiments.saved_run import is_table
+
+    given = [name for name in TABLE_OPTIONS if getattr(args, name) is not None]
+    if not is_table(args.data):
+        if given or args.test_data:
+            flag = "--" + (given[0] if given else "test_data").replace("_", "-")
+            raise UsageError(
+                f"`{flag}` applies to a table (.csv, .parquet, .jsonl, or a Hugging Face "
+                f"datasets folder); `--data` {args.data!r} is not one."
+            )
+        return load_dataset(args.data, data_dir=args.data_dir)
+    options = {name: getattr(args, name) for name in TABLE_OPTIONS}
+    if args.label_columns is None and run_table is not None:
+        options = {
+            "label_columns": run_table["labels"],
+            "feature_columns": run_table["features"] or None,
+            "text_column": run_table["text"],
+            "id_column": run_table["id"],
+            "label_separator": run_table["label_separator"],
+        }
+    if options["label_columns"] is None:
+        raise UsageError(
+            f"`--data` {args.data!r} is a table: name its label columns, coarse to fine, with "
+            "--label-columns (e.g. --label-columns category,product)."
+        )
+    return load_table(args.data, test_data=args.test_data, **options)
+
+
 def run_train(args: argparse.Namespace) -> int:
     """`keras-mlcl train`: trains, evaluates and writes the run folder; prints its summary."""
-    from keras_mlcl.data import load_dataset
     from keras_mlcl.experiments import train_and_evaluate
 
     if args.tensorboard:
         check_tensorboard()
-    dataset = load_dataset(args.data, data_dir=args.data_dir)
-    name = os.path.splitext(os.path.basename(args.data))[0]
+    dataset = load_data(args)
+    name = os.path.splitext(os.path.basename(os.path.normpath(args.data)))[0]
     out = args.out or os.path.join("saved_models", f"{name}_{args.method.replace('+', '_')}")
     results = train_and_evaluate(
         dataset,
@@ -57,6 +91,7 @@ def run_train(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         protected=input_paths(args),
         export=not args.no_export,
+        plot=args.plot,
         tensorboard=args.tensorboard,
         verbose=0 if args.quiet else "auto",
         model_options=model_options(args),
@@ -79,7 +114,6 @@ def check_tensorboard() -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """`keras-mlcl evaluate`: scores a saved model per level and writes the metrics file."""
-    from keras_mlcl.data import load_dataset
     from keras_mlcl.experiments import evaluate_saved_run
     from keras_mlcl.experiments.run_folder import add_to_run
 
@@ -88,7 +122,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     folder = os.path.dirname(os.path.abspath(args.model))
     out = args.out or os.path.join(folder, METRICS_FILE)
     check_metrics_target(out, args.overwrite)
-    dataset = load_dataset(args.data, data_dir=args.data_dir)
+    dataset = load_data(args, run_table(folder))
     verbose = 0 if args.quiet else 1
     metrics = {
         **evaluate_saved_run(args.model, dataset, verbose=verbose),
@@ -135,10 +169,57 @@ def check_metrics_target(out: str, overwrite: bool) -> None:
         )
 
 
+def run_table(folder: str) -> dict[str, Any] | None:
+    """The table columns the run in `folder` was trained with (its results.json), if any."""
+    try:
+        with open(os.path.join(folder, "results.json"), encoding="utf-8") as f:
+            table = json.load(f).get("table")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return table if isinstance(table, dict) else None
+
+
 def input_paths(args: argparse.Namespace) -> list[str]:
     """The user's input data, which no run folder may contain."""
-    paths = [args.data] if args.data.endswith(".npz") else []
+    from keras_mlcl.experiments.saved_run import is_table
+
+    paths = [args.data] if args.data.endswith(".npz") or is_table(args.data) else []
+    paths += [args.test_data] if getattr(args, "test_data", None) else []
     return paths + ([args.data_dir] if args.data_dir else [])
+
+
+def run_search(args: argparse.Namespace) -> int:
+    """`keras-mlcl search`: writes each query's nearest stored items to a CSV file."""
+    from keras_mlcl.experiments.saved_run import SavedRun
+    from keras_mlcl.experiments.saved_run import check_output_file
+    from keras_mlcl.experiments.saved_run import search_table
+    from keras_mlcl.experiments.saved_run import write_csv
+
+    check_output_file(args.out, (".csv",))
+    run = SavedRun(args.run)
+    header, rows = search_table(run, args.data, args.k, args.head, args.references)
+    write_csv(header, rows, args.out)
+    if not args.quiet:
+        queries = len(rows) // args.k
+        print(f"{queries} queries x {args.k} neighbours written to {args.out}")
+    return 0
+
+
+def run_embed(args: argparse.Namespace) -> int:
+    """`keras-mlcl embed`: writes the run's embeddings of a table's rows."""
+    from keras_mlcl.experiments.saved_run import SavedRun
+    from keras_mlcl.experiments.saved_run import check_output_file
+    from keras_mlcl.experiments.saved_run import write_embeddings
+
+    check_output_file(args.out, (".npz", ".parquet"))
+    run = SavedRun(args.run)
+    x, ids = run.inputs(args.data)
+    embeddings = run.embed(x, args.head)
+    write_embeddings(ids, embeddings, args.out)
+    if not args.quiet:
+        count, width = embeddings.shape
+        print(f"{count} embeddings of width {width} written to {args.out}")
+    return 0
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -219,6 +300,10 @@ def run_command(args: argparse.Namespace) -> int:
             return run_train(args)
         if args.command == "bench":
             return run_bench(args)
+        if args.command == "search":
+            return run_search(args)
+        if args.command == "embed":
+            return run_embed(args)
         return run_evaluate(args)
     except (
         UsageError,

@@ -102,6 +102,13 @@ non_negative_int = int_at_least(0, "non-negative")
 positive_float = float_above(0.0, False, "positive")
 non_negative_float = float_above(0.0, True, "non-negative")
 
+DATA_HELP = (
+    "dataset name, or a .npz, .csv, .parquet or .jsonl file, or a folder written by Hugging Face "
+    "datasets' save_to_disk (a table needs --label-columns)"
+)
+PLOTS = ("tsne", "pca", "none")
+TABLE_OPTIONS = ("label_columns", "text_column", "feature_columns", "id_column", "label_separator")
+
 # What `ArgumentParser.add_subparsers` returns (argparse's `_SubParsersAction`, a private name).
 Subparsers = Any
 
@@ -138,6 +145,32 @@ def add_training_options(train: argparse.ArgumentParser) -> None:
         )
 
 
+def add_table_options(parser: argparse.ArgumentParser) -> None:
+    """The options that say how to read a table (`--data` a .csv, .parquet or .jsonl file)."""
+    parser.add_argument(
+        "--label-columns",
+        metavar="COARSE,FINE",
+        help="a table's label columns, coarse to fine (string or int values); each is a level "
+        "named as its column",
+    )
+    parser.add_argument(
+        "--text-column", metavar="COL", help="a table's text column (the inputs are its strings)"
+    )
+    parser.add_argument(
+        "--feature-columns",
+        metavar="A,B,...",
+        help="a table's feature columns (default: every other numeric column)",
+    )
+    parser.add_argument(
+        "--id-column", metavar="COL", help="a table's id column (names the rows in search results)"
+    )
+    parser.add_argument(
+        "--label-separator",
+        metavar="SEP",
+        help="splits a multi-label column's values (e.g. 'a|b' with '|') into several labels",
+    )
+
+
 def add_train(commands: Subparsers) -> None:
     """The `train` command."""
     train = commands.add_parser(
@@ -150,7 +183,14 @@ def add_train(commands: Subparsers) -> None:
         "the test embeddings. With no arguments: the bundled Fashion-MNIST subset (2 levels), "
         "method mlcl, written to saved_models/.",
     )
-    train.add_argument("--data", default=DEFAULT_DATA, help="dataset name or .npz path")
+    train.add_argument("--data", default=DEFAULT_DATA, help=DATA_HELP)
+    add_table_options(train)
+    train.add_argument(
+        "--test-data",
+        metavar="FILE",
+        help="a table with the same columns as --data, the test rows (default: a stratified "
+        "20%% of --data held out)",
+    )
     add_training_options(train)
     train.add_argument(
         "--data-dir", help="folder holding the named datasets (default: $KERAS_MLCL_DATA)"
@@ -169,6 +209,12 @@ def add_train(commands: Subparsers) -> None:
         "--tensorboard", action="store_true", help="write TensorBoard logs to <out>/tensorboard"
     )
     train.add_argument("--no-export", action="store_true", help="skip the TF SavedModel export")
+    train.add_argument(
+        "--plot",
+        choices=PLOTS,
+        default="tsne",
+        help="2-D plot of the test embeddings: t-SNE (of at most 5,000 points), PCA, or none",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -184,7 +230,11 @@ def add_evaluate(commands: Subparsers) -> None:
         "model and the data is the same; else the whole training split.",
     )
     evaluate.add_argument("--model", required=True, help="path to a model.keras")
-    evaluate.add_argument("--data", required=True, help="dataset name or .npz path")
+    evaluate.add_argument("--data", required=True, help=DATA_HELP)
+    add_table_options(evaluate)
+    evaluate.add_argument(
+        "--test-data", metavar="FILE", help="a table with the same columns as --data, the test rows"
+    )
     evaluate.add_argument(
         "--data-dir", help="folder holding the named datasets (default: $KERAS_MLCL_DATA)"
     )
@@ -257,6 +307,54 @@ def add_bench(commands: Subparsers) -> None:
     speed.add_argument("--quiet", action="store_true", help="no progress output")
 
 
+def add_search(commands: Subparsers) -> None:
+    """The `search` command."""
+    search = commands.add_parser(
+        "search",
+        help="find a run's nearest stored items of each query, per level",
+        formatter_class=DefaultsHelpFormatter,
+        description="For each row of --data (a table with the run's feature or text columns; "
+        "its labels and ids may be there too), finds the --k nearest items of the run's "
+        "training rows (or of --references) by cosine similarity of the encoder's embedding or "
+        "of one head's (--head: search at that level), and writes one CSV row per (query, "
+        "rank): query, rank, reference, score, then the reference's label at each level.",
+    )
+    search.add_argument("--run", required=True, help="a run folder written by `train`")
+    search.add_argument("--data", required=True, help="the queries: a table, or an .npz with x")
+    search.add_argument("--k", type=positive_int, default=10, help="neighbours per query")
+    search.add_argument(
+        "--head", help="a head's name (search at that level; default: the encoder's embedding)"
+    )
+    search.add_argument(
+        "--references",
+        metavar="FILE",
+        help="search these items instead of the run's training rows (a table like --data)",
+    )
+    search.add_argument("--out", required=True, help="the CSV file to write (must not exist)")
+    search.add_argument("--quiet", action="store_true", help="print nothing")
+
+
+def add_embed(commands: Subparsers) -> None:
+    """The `embed` command."""
+    embed = commands.add_parser(
+        "embed",
+        help="write a run's embeddings of a table",
+        formatter_class=DefaultsHelpFormatter,
+        description="Writes the embeddings of --data's rows (a table with the run's feature or "
+        "text columns, or an .npz with x) by a run's encoder or one of its heads: an .npz "
+        "(ids, embeddings) or a .parquet (an id column and one column per dimension).",
+    )
+    embed.add_argument("--run", required=True, help="a run folder written by `train`")
+    embed.add_argument("--data", required=True, help="the items: a table, or an .npz with x")
+    embed.add_argument(
+        "--head", help="a head's name (default: the encoder's embedding)"
+    )
+    embed.add_argument(
+        "--out", required=True, help="an .npz or .parquet file to write (must not exist)"
+    )
+    embed.add_argument("--quiet", action="store_true", help="print nothing")
+
+
 def build_parser() -> OneLineParser:
     """The `keras-mlcl` argument parser."""
     parser = OneLineParser(
@@ -266,7 +364,7 @@ def build_parser() -> OneLineParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    for add_command in (add_train, add_evaluate, add_bench):
+    for add_command in (add_train, add_evaluate, add_search, add_embed, add_bench):
         add_command(commands)
     return parser
 

@@ -1,4 +1,4 @@
-"""Datasets: the `LabeledDataset` container, the `.npz` format, splits and real loaders."""
+"""Datasets: the `LabeledDataset` container, the `.npz` format, tables, splits and loaders."""
 
 from keras_mlcl.data.balanced_batches import BalancedBatches
 from keras_mlcl.data.cifar100 import load_cifar100
@@ -19,12 +19,17 @@ from keras_mlcl.data.registry import register_dataset
 from keras_mlcl.data.splits import subsample
 from keras_mlcl.data.splits import train_test_split
 from keras_mlcl.data.splits import validation_split
+from keras_mlcl.data.tables import TableColumns
+from keras_mlcl.data.tables import load_table
+from keras_mlcl.data.tables import read_table
+from keras_mlcl.data.tables import table_inputs
 from keras_mlcl.data.text_preprocessor import TextPreprocessor
 
 __all__ = [
     "BalancedBatches",
     "COARSE_OF_FINE",
     "LabeledDataset",
+    "TableColumns",
     "TextPreprocessor",
     "dataset_names",
     "dense_class_ids",
@@ -36,10 +41,13 @@ __all__ = [
     "load_mulan",
     "load_mulan_medical_icd",
     "load_npz",
+    "load_table",
     "parse_arff",
+    "read_table",
     "register_dataset",
     "save_npz",
     "subsample",
+    "table_inputs",
     "train_test_split",
     "validation_split",
 ]

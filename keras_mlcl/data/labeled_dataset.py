@@ -6,12 +6,20 @@ any backend tensor exists.
 
 import dataclasses
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from typing import Any
 
 import numpy as np
 
 from keras_mlcl.data.labels import check_labels
 from keras_mlcl.data.labels import check_same_levels
+from keras_mlcl.data.labels import encode_string_labels
+from keras_mlcl.utils.class_names import string_labels
+
+if TYPE_CHECKING:
+    from keras_mlcl.data.tables import TableColumns
+
+_SPLITS = (("", "x", "labels"), ("test", "x_test", "test_labels"), ("val", "x_val", "val_labels"))
 
 
 @dataclasses.dataclass
@@ -21,7 +29,10 @@ class LabeledDataset:
     Labels are a dict `{level name: array}`, ordered coarse -> fine. Each level holds either
     integer class ids of shape `(N,)`, where a negative id (`-1`) means "unlabelled at this
     level", or a multi-hot matrix of shape `(N, K)` with 0/1 entries. Label arrays are stored as
-    `int32`.
+    `int32`. A level may also be given as strings (class names): they are mapped to class ids
+    once, over every split together, in the order of `class_names[level]` when given, else of
+    the sorted unique names, which then fill `class_names[level]`. Missing names (`None`, NaN,
+    `""`) become `-1`.
 
     Args:
         x: the training inputs, an array `(N, ...)` (images, features, or strings).
@@ -34,6 +45,11 @@ class LabeledDataset:
         x_val: an official validation split's inputs when the source has one (e.g. CLINC150),
             else `None`. `validation_split` carves one out of the training data instead.
         val_labels: dict with the same keys as `labels`, or `None`.
+        ids: optional row ids of the training split, an array `(N,)` of distinct integers or
+            strings; carried along with their rows by the splits.
+        test_ids: optional row ids of the test split, like `ids`.
+        val_ids: optional row ids of the validation split, like `ids`.
+        columns: the `TableColumns` a dataset read by `load_table` came from, else `None`.
 
     Example:
 
@@ -42,6 +58,9 @@ class LabeledDataset:
     ... )
     >>> data.levels
     ['coarse', 'fine']
+    >>> named = LabeledDataset(x=np.zeros((3, 2)), labels={"animal": ["dog", "cat", None]})
+    >>> named.labels["animal"].tolist(), named.class_names
+    ([1, 0, -1], {'animal': ['cat', 'dog']})
     """
 
     x: np.ndarray
@@ -52,8 +71,13 @@ class LabeledDataset:
     class_names: dict | None = None
     x_val: Any = None
     val_labels: dict | None = None
+    ids: Any = None
+    test_ids: Any = None
+    val_ids: Any = None
+    columns: "TableColumns | None" = None
 
     def __post_init__(self) -> None:
+        self._encode_string_labels()
         self.x = _check_inputs("x", self.x)
         self.labels = check_labels("labels", self.labels, len(self.x))
         for split in ("test", "val"):
@@ -84,6 +108,33 @@ class LabeledDataset:
                     f"`class_names` should only name levels of `labels` ({self.levels}). "
                     f"Received: `class_names` for {unknown}"
                 )
+        for split, x_name, _ in _SPLITS:
+            ids_name = f"{split}_ids" if split else "ids"
+            setattr(self, ids_name, _check_ids(ids_name, getattr(self, ids_name), x_name, self))
+
+    def _encode_string_labels(self) -> None:
+        """Replaces each level given as strings by class ids, in every split, and names them."""
+        if not isinstance(self.labels, dict):
+            return
+        splits = [name for _, _, name in _SPLITS if isinstance(getattr(self, name), dict)]
+        encoded = {name: dict(getattr(self, name)) for name in splits}
+        class_names = dict(self.class_names or {})
+        for level, values in self.labels.items():
+            if string_labels(values) is None:
+                continue
+            ids, names = encode_string_labels(
+                str(level),
+                {name: encoded[name][level] for name in splits if level in encoded[name]},
+                class_names.get(level),
+            )
+            for name, split_ids in ids.items():
+                encoded[name][level] = split_ids
+            class_names[level] = names
+        for name in splits:
+            setattr(self, name, encoded[name])
+        if class_names:
+            ordered = {level: class_names[level] for level in self.labels if level in class_names}
+            self.class_names = {**ordered, **class_names}
 
     @property
     def levels(self) -> list[str]:
@@ -141,6 +192,37 @@ def _check_inputs(name: str, x: Any, like: np.ndarray | None = None) -> np.ndarr
                 f"Received: `{name}.shape`={x.shape} ({kind})"
             )
     return x
+
+
+def _check_ids(name: str, ids: Any, x_name: str, dataset: LabeledDataset) -> np.ndarray | None:
+    """`ids` as an `int64` or `str` array with one distinct id per row of `x_name`."""
+    if ids is None:
+        return None
+    x = getattr(dataset, x_name)
+    if x is None:
+        raise ValueError(
+            f"`{name}` should be None when `{x_name}` is None. Received: {np.shape(ids)} ids"
+        )
+    array = np.asarray(ids)
+    if array.dtype.kind == "O" and all(isinstance(value, str) for value in array.ravel()):
+        array = array.astype(str)
+    elif array.dtype.kind == "S":
+        array = array.astype(str)
+    if array.ndim != 1 or len(array) != len(x) or array.dtype.kind not in "iuU":
+        raise ValueError(
+            f"`{name}` should be integers or strings of shape ({len(x)},), one per row of "
+            f"`{x_name}`. Received: shape {array.shape}, dtype {array.dtype}"
+        )
+    unique, first, counts = np.unique(array, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        repeated = np.flatnonzero(counts > 1)
+        value = unique[repeated[np.argmin(first[repeated])]]
+        rows = np.flatnonzero(array == value)[:2].tolist()
+        raise ValueError(
+            f"`{name}` should not repeat an id within a split. Received: id {value.item()!r} "
+            f"on rows {rows[0]} and {rows[1]} (0-based)"
+        )
+    return array.astype("int64") if array.dtype.kind in "iu" else array
 
 
 def _none_or_shape(array: Any) -> str:

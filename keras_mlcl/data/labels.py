@@ -1,15 +1,18 @@
-"""Label checks for `LabeledDataset`, and re-mapping sparse class ids to dense ones.
+"""Label checks for `LabeledDataset`, string labels to class ids, and dense class ids.
 
 A level's labels are integer class ids `(N,)` (`-1` = unlabelled) or a multi-hot matrix
-`(N, K)` of 0/1 values, stored as `int32`.
+`(N, K)` of 0/1 values, stored as `int32`. A level given as strings (class names) is mapped to
+class ids once, over all its splits together, by `encode_string_labels`.
 """
 
 import dataclasses
 from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from keras_mlcl.utils.class_names import encode_class_names
 from keras_mlcl.utils.types import ArrayLike
 from keras_mlcl.utils.types import LevelLabels
 
@@ -54,6 +57,42 @@ def as_label_array(name: str, values: ArrayLike) -> np.ndarray:
         if array.max() > info.max or array.min() < info.min:
             raise ValueError(f"`{name}` should hold class ids that fit in int32.")
     return array.astype("int32")
+
+
+def encode_string_labels(
+    level: str, splits: Mapping[str, Any], class_names: Sequence[str] | None = None
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Maps one level's string labels, in every split, to `int32` class ids.
+
+    The class ids index `class_names` when given, else the sorted unique names of all splits
+    together. Missing values (`None`, NaN, blank strings) become `-1`.
+
+    Args:
+        level: the level name, for error messages.
+        splits: the level's labels per split, e.g. `{"labels": [...], "test_labels": [...]}`;
+            each a 1-D array or list of strings and missing values.
+        class_names: optional names that fix the order of the class ids.
+
+    Returns:
+        `(ids, names)`: the `int32` class ids per split, and the class names.
+
+    Example:
+
+    >>> ids, names = encode_string_labels("fine", {"train": ["dog", "cat", None], "test": ["cat"]})
+    >>> {split: values.tolist() for split, values in ids.items()}, names
+    ({'train': [1, 0, -1], 'test': [0]}, ['cat', 'dog'])
+    """
+    arguments = {split: f"{split}[{level!r}]" for split in splits}
+    ids, names = encode_class_names(
+        level, {arguments[split]: values for split, values in splits.items()}, class_names
+    )
+    for argument, split_ids in ids.items():
+        if split_ids.ndim != 1:
+            raise ValueError(
+                f"`{argument}` holds class names, so it should have shape (N,). "
+                f"Received: {split_ids.shape}"
+            )
+    return {split: ids[argument] for split, argument in arguments.items()}, names
 
 
 def check_labels(name: str, labels: LevelLabels, num_samples: int) -> dict[str, np.ndarray]:

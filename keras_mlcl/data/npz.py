@@ -9,23 +9,29 @@ import numpy as np
 from keras_mlcl.data.labeled_dataset import LabeledDataset
 from keras_mlcl.data.labels import as_label_array
 from keras_mlcl.data.labels import check_same_kind
+from keras_mlcl.utils.class_names import string_labels
 from keras_mlcl.utils.types import LevelLabels
 
 # Prefixes of the optional held-out splits in an `.npz` file (`x_test` + `y_test_<level>`).
 _SPLIT_KEYS = {"test": ("x_test", "y_test"), "val": ("x_val", "y_val")}
 _CLASS_NAMES_PREFIX = "class_names_"
 _SINGLE_LEVEL_NAME = "label"
+# Keys of the optional row ids of each split.
+_IDS_KEYS = {"": "ids", "test": "ids_test", "val": "ids_val"}
 
 
 def load_npz(path: str | os.PathLike[str]) -> LabeledDataset:
     """Loads a dataset from an `.npz` file in the keras-mlcl format.
 
     The file holds `x` `(N, ...)` and one label array per level, `y_<level>`: integer class
-    ids `(N,)` (`-1` = missing) or multi-hot `(N, K)`. Levels are ordered coarse -> fine in the
-    order the arrays were written. A single-level file may name its labels `y` (the level is then
-    called `"label"`). An optional test split is `x_test` with one `y_test_<level>` (or `y_test`)
-    per training level; likewise an optional validation split `x_val` / `y_val_<level>`.
-    Optional `class_names_<level>` string arrays name the classes. Other keys are ignored.
+    ids `(N,)` (`-1` = missing), class names `(N,)` as a string array (mapped to ids like
+    `LabeledDataset` does, `""` = missing) or multi-hot `(N, K)`. Levels are ordered coarse ->
+    fine in the order the arrays were written. A single-level file may name its labels `y` (the
+    level is then called `"label"`). An optional test split is `x_test` with one
+    `y_test_<level>` (or `y_test`) per training level; likewise an optional validation split
+    `x_val` / `y_val_<level>`.
+    Optional `class_names_<level>` string arrays name the classes, and optional `ids`,
+    `ids_test`, `ids_val` arrays hold row ids of each split. Other keys are ignored.
 
     Args:
         path: path to the `.npz` file.
@@ -128,6 +134,10 @@ def load_npz(path: str | os.PathLike[str]) -> LabeledDataset:
             class_names=class_names or None,
             x_val=splits["val"][0],
             val_labels=splits["val"][1],
+            **{
+                f"{split}_ids" if split else "ids": arrays.get(key)
+                for split, key in _IDS_KEYS.items()
+            },
         )
     except ValueError as error:
         raise ValueError(f"In the `.npz` file {path!r}: {error}") from None
@@ -167,7 +177,8 @@ def _check_npz_labels(
     for level, value in labels.items():
         key = _npz_key(prefix, level, single)
         try:
-            array = as_label_array(key, value)
+            strings = string_labels(value)
+            array = as_label_array(key, value) if strings is None else strings
         except ValueError as error:
             raise ValueError(f"In the `.npz` file {path!r}: {error}") from None
         if len(array) != num_samples:
@@ -214,6 +225,10 @@ def save_npz(dataset: LabeledDataset, path: str | os.PathLike[str]) -> str:
             arrays[f"{y_key}_{level}"] = values
     for level, names in (dataset.class_names or {}).items():
         arrays[f"{_CLASS_NAMES_PREFIX}{level}"] = np.asarray(names, dtype=str)
+    for split, key in _IDS_KEYS.items():
+        ids = getattr(dataset, f"{split}_ids" if split else "ids")
+        if ids is not None:
+            arrays[key] = ids
     path = os.fspath(path)
     np.savez_compressed(path, **arrays)
     return path if path.endswith(".npz") else path + ".npz"

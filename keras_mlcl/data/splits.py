@@ -72,13 +72,18 @@ def _take(labels: Mapping[str, np.ndarray], index: np.ndarray) -> dict[str, np.n
     return {level: values[index] for level, values in labels.items()}
 
 
+def _take_ids(ids: np.ndarray | None, index: np.ndarray) -> np.ndarray | None:
+    return None if ids is None else ids[index]
+
+
 def train_test_split(
     dataset: LabeledDataset, test_fraction: float = 0.2, seed: int = 0
 ) -> LabeledDataset:
     """Holds out a stratified test split from a dataset that has none.
 
     Stratifies on the finest single-label level (each class keeps its share, up to rounding);
-    when every level is multi-hot the split is uniformly random. Samples keep their order.
+    when every level is multi-hot the split is uniformly random. Samples keep their order, and
+    row `ids` (when any) go with their rows into `ids` / `test_ids`.
 
     Args:
         dataset: a `LabeledDataset` without a test split.
@@ -109,6 +114,8 @@ def train_test_split(
         labels=_take(dataset.labels, ~test),
         x_test=dataset.x[test],
         test_labels=_take(dataset.labels, test),
+        ids=_take_ids(dataset.ids, ~test),
+        test_ids=_take_ids(dataset.ids, test),
     )
 
 
@@ -117,7 +124,7 @@ def subsample(dataset: LabeledDataset, fraction: float, seed: int = 0) -> Labele
 
     Stratifies on the finest single-label level (uniformly random when every level is
     multi-hot); when `round(fraction * N)` is `N` the dataset is returned unchanged. Samples
-    keep their order.
+    keep their order, and row `ids` (when any) are kept with their rows.
 
     Args:
         dataset: a `LabeledDataset`.
@@ -139,7 +146,12 @@ def subsample(dataset: LabeledDataset, fraction: float, seed: int = 0) -> Labele
     if size >= len(dataset.x):
         return dataset
     keep = _draw(dataset, size, seed)
-    return dataclasses.replace(dataset, x=dataset.x[keep], labels=_take(dataset.labels, keep))
+    return dataclasses.replace(
+        dataset,
+        x=dataset.x[keep],
+        labels=_take(dataset.labels, keep),
+        ids=_take_ids(dataset.ids, keep),
+    )
 
 
 def validation_split(
@@ -148,7 +160,7 @@ def validation_split(
     """Carves a stratified validation set out of the training samples.
 
     Stratifies like `train_test_split`. The returned training dataset keeps the test split;
-    the validation dataset has none.
+    the validation dataset has none. Row `ids` (when any) go with their rows.
 
     Args:
         dataset: a `LabeledDataset`.
@@ -169,12 +181,20 @@ def validation_split(
     fraction = _check_fraction("fraction", fraction, allow_one=False)
     val = _draw(dataset, _held_out_size(dataset, fraction), seed)
     train = dataclasses.replace(
-        dataset, x=dataset.x[~val], labels=_take(dataset.labels, ~val), x_val=None, val_labels=None
+        dataset,
+        x=dataset.x[~val],
+        labels=_take(dataset.labels, ~val),
+        x_val=None,
+        val_labels=None,
+        ids=_take_ids(dataset.ids, ~val),
+        val_ids=None,
     )
     validation = LabeledDataset(
         x=dataset.x[val],
         labels=_take(dataset.labels, val),
         name=f"{dataset.name}_val",
         class_names=dataset.class_names,
+        ids=_take_ids(dataset.ids, val),
+        columns=dataset.columns,
     )
     return train, validation

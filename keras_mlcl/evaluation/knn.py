@@ -6,6 +6,7 @@ import numpy as np
 
 from keras_mlcl.evaluation.multilabel_metrics import check_train_test
 from keras_mlcl.evaluation.per_level import score_per_level
+from keras_mlcl.search.exact import exact_top_k
 from keras_mlcl.utils.types import ArrayLike
 from keras_mlcl.utils.types import LevelLabels
 from keras_mlcl.utils.validation import check_choice
@@ -32,6 +33,10 @@ def knn_accuracy(
     y_hat_i = argmax_c |{j in kNN(i) : y_j = c}|
     accuracy = mean_i [y_hat_i = y_i]
     ```
+
+    Neighbours come from `keras_mlcl.search.exact_top_k` (cosine and
+    Euclidean, on the active backend; equal distances: the lower training
+    row first) or scikit-learn (Manhattan).
 
     For a multi-hot level `(N, K)` the score is the micro-F1 of the
     neighbour vote instead: label `c` is predicted when at least half of the
@@ -60,26 +65,48 @@ def knn_accuracy(
     1.0
     """
     from sklearn.metrics import f1_score
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.neighbors import NearestNeighbors
 
     k = check_positive_int("k", k)
     metric = check_choice("metric", metric, KNN_METRICS)
     train_x, train_y, test_x, test_y, multi_hot = check_train_test(
         train_embeddings, train_labels, test_embeddings, test_labels
     )
-    n_neighbors = min(k, train_x.shape[0])
+    neighbours = nearest_rows(train_x, test_x, min(k, train_x.shape[0]), metric)
     if multi_hot:
-        search = NearestNeighbors(n_neighbors=n_neighbors, metric=metric, algorithm="brute")
-        neighbours = search.fit(train_x).kneighbors(test_x, return_distance=False)
         votes = train_y[neighbours].mean(axis=1)
         predictions = (votes >= 0.5).astype("int64")
         return float(f1_score(test_y, predictions, average="micro", zero_division=0))
-    classifier = KNeighborsClassifier(
-        n_neighbors=n_neighbors, weights="uniform", metric=metric, algorithm="brute"
-    )
-    classifier.fit(train_x, train_y)
-    return float(np.mean(classifier.predict(test_x) == test_y))
+    classes, class_index = np.unique(train_y, return_inverse=True)
+    neighbour_classes = class_index.reshape(-1)[neighbours]
+    counts = np.zeros((neighbours.shape[0], classes.size), dtype="int64")
+    np.add.at(counts, (np.arange(neighbours.shape[0])[:, None], neighbour_classes), 1)
+    # `argmax` takes the first of equal counts: the smallest class id.
+    return float(np.mean(classes[np.argmax(counts, axis=1)] == test_y))
+
+
+def nearest_rows(train_x: np.ndarray, test_x: np.ndarray, k: int, metric: str) -> np.ndarray:
+    """The `(M, k)` rows of `train_x` nearest to each row of `test_x`, nearest first.
+
+    Cosine and Euclidean searches run `exact_top_k` (equal distances: the
+    lower row first); Euclidean as the inner product of `[2 x, -1]` and
+    `[y, |y|^2]`, which orders the rows as `-|x - y|^2` does. Manhattan runs
+    scikit-learn's brute-force search.
+    """
+    if metric == "cosine":
+        return exact_top_k(_unit_rows(test_x), _unit_rows(train_x), k)[0]
+    if metric == "euclidean":
+        references = np.concatenate([train_x, np.sum(train_x**2, axis=1, keepdims=True)], axis=1)
+        queries = np.concatenate([2 * test_x, -np.ones((test_x.shape[0], 1))], axis=1)
+        return exact_top_k(queries, references, k)[0]
+    from sklearn.neighbors import NearestNeighbors
+
+    search = NearestNeighbors(n_neighbors=k, metric=metric, algorithm="brute")
+    return search.fit(train_x).kneighbors(test_x, return_distance=False)
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """The rows of `x` scaled to unit L2 norm (zero rows stay zero)."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def knn_accuracy_per_level(

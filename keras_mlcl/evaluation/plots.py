@@ -1,5 +1,6 @@
 """2-D plots of embeddings (t-SNE or PCA), coloured by each label level."""
 
+import dataclasses
 import os
 from typing import Any
 
@@ -12,6 +13,9 @@ from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_positive_int
 
 PLOT_METHODS = ("tsne", "pca")
+METHOD_NAMES = {"tsne": "t-SNE", "pca": "PCA"}
+TSNE_MAX_POINTS = 5000
+"""Most points a t-SNE is run on by default (its cost grows faster than the number of points)."""
 MAX_LEGEND_CLASSES = 20
 MISSING_COLOR = "#b0b0b0"
 
@@ -56,24 +60,60 @@ def project_2d(embeddings: np.ndarray, method: str, seed: int) -> np.ndarray:
     return tsne.fit_transform(embeddings)
 
 
+@dataclasses.dataclass(frozen=True)
+class EmbeddingPlot:
+    """What `plot_embeddings` drew, to record beside the PNG.
+
+    Attributes:
+        path: the PNG file written.
+        method: `"tsne"` or `"pca"`.
+        num_points: rows of the embeddings given.
+        num_drawn: rows projected and drawn (`num_points`, or a random
+            subset of them).
+    """
+
+    path: str
+    method: str
+    num_points: int
+    num_drawn: int
+
+    @property
+    def subsampled(self) -> bool:
+        """Whether only a subset of the rows was drawn."""
+        return self.num_drawn < self.num_points
+
+    @property
+    def note(self) -> str | None:
+        """`"t-SNE of 5,000 of 12,000 points"` when subsampled (also in the figure title), else
+        None."""
+        if not self.subsampled:
+            return None
+        return f"{METHOD_NAMES[self.method]} of {self.num_drawn:,} of {self.num_points:,} points"
+
+
 def plot_embeddings(
     embeddings: ArrayLike,
     labels: Any,
     path: str | os.PathLike[str],
     method: str = "tsne",
-    max_points: int = 2000,
+    max_points: int | None = None,
     seed: int = 0,
     title: str | None = None,
     class_names: Any = None,
-) -> str | os.PathLike[str]:
+) -> EmbeddingPlot:
     """Writes a PNG of the embeddings in 2-D, one panel per label level.
 
     The embeddings are mapped to 2-D with t-SNE (`sklearn.manifold.TSNE`,
-    PCA initialisation) or PCA, and drawn once per level, coloured by that
-    level's class. A multi-hot level is coloured by each row's first label
-    ("none" for an empty row). Unlabelled rows (-1) are drawn in grey. When
-    there are more than `max_points` rows, a random subset of `max_points`
-    rows (fixed by `seed`, the same for every level) is drawn.
+    PCA initialisation) or PCA (`sklearn.decomposition.PCA`), and drawn once
+    per level, coloured by that level's class. A multi-hot level is coloured
+    by each row's first label ("none" for an empty row). Unlabelled rows (-1)
+    are drawn in grey.
+
+    When there are more than `max_points` rows (by default, for t-SNE, more
+    than `TSNE_MAX_POINTS` = 5,000; PCA draws every row), a random subset
+    of `max_points` rows, fixed by `seed` and the same for every level, is
+    projected and drawn; the figure title then says so (e.g. "t-SNE of 5,000
+    of 12,000 points"), as does the `note` of the result.
 
     The figure is drawn with matplotlib's Agg canvas (no display needed; the
     global pyplot backend is left alone).
@@ -84,7 +124,8 @@ def plot_embeddings(
             or a dict `{level: labels}` for one panel per level.
         path: the PNG file to write; its folder is made when missing.
         method: `"tsne"` (default) or `"pca"`.
-        max_points: most points drawn. Defaults to 2000.
+        max_points: most points drawn, or None (the default) for
+            `TSNE_MAX_POINTS` with t-SNE and every point with PCA.
         seed: seed of the subsampling and of the projection. Defaults to 0.
         title: the figure title, or None.
         class_names: names shown in the legend: for one level a list (or a
@@ -93,20 +134,23 @@ def plot_embeddings(
             for levels with at most 20 classes.
 
     Returns:
-        `path`, the PNG file written.
+        An `EmbeddingPlot`: the file written, the method, and how many of
+        the points were drawn.
 
     Example:
 
     >>> x = np.random.default_rng(0).normal(size=(60, 8))
     >>> y = {"coarse": np.arange(60) % 2, "fine": np.arange(60) % 4}
-    >>> plot_embeddings(x, y, "embeddings.png", method="pca")
-    'embeddings.png'
+    >>> plot = plot_embeddings(x, y, "embeddings.png", method="pca", max_points=50)
+    >>> plot.path, plot.note
+    ('embeddings.png', 'PCA of 50 of 60 points')
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     method = check_choice("method", method, PLOT_METHODS)
-    max_points = check_positive_int("max_points", max_points)
+    if max_points is not None:
+        check_positive_int("max_points", max_points)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"`seed` should be a non-negative integer. Received: `seed`={seed!r}")
     path = check_writable_path("path", path)
@@ -131,10 +175,14 @@ def plot_embeddings(
         for level, values in levels.items()
     }
 
-    rows = np.arange(points.shape[0])
-    if rows.size > max_points:
+    num_points = points.shape[0]
+    if max_points is None:
+        max_points = TSNE_MAX_POINTS if method == "tsne" else num_points
+    rows = np.arange(num_points)
+    if num_points > max_points:
         rng = np.random.default_rng(seed)
-        rows = np.sort(rng.choice(rows.size, size=max_points, replace=False))
+        rows = np.sort(rng.choice(num_points, size=max_points, replace=False))
+    plot = EmbeddingPlot(path, method, num_points, rows.size)
     if np.ptp(points[rows], axis=0).max() == 0:
         raise ValueError(
             "`embeddings` should not all be the same point: every drawn row is identical, so "
@@ -152,11 +200,14 @@ def plot_embeddings(
             ax.set_title(str(level))
         ax.set_xticks([])
         ax.set_yticks([])
-    if title is not None:
-        figure.suptitle(str(title))
+    titles = [str(title)] if title is not None else []
+    if plot.note is not None:
+        titles.append(f"({plot.note})" if titles else plot.note)
+    if titles:
+        figure.suptitle(" ".join(titles))
     figure.tight_layout()
     figure.savefig(path, format="png")
-    return path
+    return plot
 
 
 def _panel_classes(values: np.ndarray, multi_hot: bool, labelled: np.ndarray) -> np.ndarray:

@@ -4,12 +4,13 @@ import numpy as np
 
 from keras_mlcl.evaluation.multilabel_metrics import check_embeddings
 from keras_mlcl.evaluation.multilabel_metrics import check_level_dicts
+from keras_mlcl.search.exact import exact_top_k
 from keras_mlcl.utils.labels import as_class_ids
 from keras_mlcl.utils.types import ArrayLike
 from keras_mlcl.utils.types import LevelLabels
 from keras_mlcl.utils.validation import check_positive_int
 
-# Similarities computed at once: queries per block times references.
+# Queries searched at once: this many elements over the number of references.
 BLOCK_ELEMENTS = 1 << 22
 
 
@@ -45,8 +46,10 @@ def retrieval_metrics(
     """Recall@k and mAP@R of one label level, by cosine similarity.
 
     For each query, the references are ranked by cosine similarity (equal
-    similarities in any order). With `r_i` the number of references of the
-    query's class and `rel_i(j)` 1 when the reference at rank `j` has it:
+    similarities: the lower reference row first), found by
+    `keras_mlcl.search.exact_top_k` on the active backend. With `r_i` the
+    number of references of the query's class and `rel_i(j)` 1 when the
+    reference at rank `j` has it:
 
     ```
     recall@k = mean_i [sum_{j <= k} rel_i(j) > 0]
@@ -118,23 +121,19 @@ def retrieval_metrics(
         )
     queries = _unit_rows(queries)
     searchable = references.shape[0] - int(leave_one_out)
+    depth = min(max(max(ks), int(relevant.max())), searchable)
     hits = {k: 0 for k in ks}
     precision_sum = 0.0
     block = max(1, BLOCK_ELEMENTS // references.shape[0])
     for start in range(0, query_rows.size, block):
         rows = query_rows[start : start + block]
         r = relevant[start : start + block]
-        similarity = queries[rows] @ references.T
+        ranked = exact_top_k(queries[rows], references, depth + int(leave_one_out))[0]
         if leave_one_out:
-            similarity[np.arange(rows.size), self_index[rows]] = -np.inf
-        depth = min(max(max(ks), int(r.max())), searchable)
-        if depth < similarity.shape[1]:
-            top = np.argpartition(-similarity, depth - 1, axis=1)[:, :depth]
-        else:
-            top = np.broadcast_to(np.arange(similarity.shape[1]), similarity.shape)
-        scores = np.take_along_axis(similarity, top, axis=1)
-        order = np.lexsort((top, -scores), axis=1)
-        ranked = np.take_along_axis(top, order, axis=1)
+            # Drop the query's own row, or the last one when it is not among them.
+            own = ranked == self_index[rows][:, None]
+            own[:, -1] |= ~np.any(own, axis=1)
+            ranked = ranked[~own].reshape(rows.size, depth)
         match = reference_y[ranked] == query_y[rows][:, None]
         for k in ks:
             hits[k] += int(np.sum(np.any(match[:, :k], axis=1)))

@@ -10,8 +10,15 @@ History = Mapping[str, Sequence[float]]
 
 
 def head_names(history: History) -> list[str]:
-    """The heads of a `History.history` dict: the `<head>` of each `<head>_loss` key."""
-    return sorted(key[: -len("_loss")] for key in history if key.endswith("_loss"))
+    """The heads of a `History.history` dict: the `<head>` of each `<head>_loss` key.
+
+    `val_<head>_loss`, the validation loss of a head that is itself in `history`, is not a head.
+    """
+    return sorted(
+        key[: -len("_loss")]
+        for key in history
+        if key.endswith("_loss") and not (key.startswith("val_") and key[4:] in history)
+    )
 
 
 def write_history_csv(history: History, path: str | os.PathLike[str]) -> None:
@@ -39,6 +46,11 @@ def write_history_csv(history: History, path: str | os.PathLike[str]) -> None:
 def plot_loss_curves(history: History, folder: str, title: str = "") -> list[str]:
     """Writes `loss_<head>.png` (the head's loss per epoch) for each head of `history`.
 
+    When `history` also holds `val_<head>_loss` (a `fit` with validation data), the validation
+    loss is drawn in the same plot, with a "train" / "validation" legend. A validation list
+    shorter than the training one (Keras' `validation_freq=f`) is drawn at epochs `f, 2f, ...`
+    with `f = epochs // len(validation)`. NaN values are left as gaps.
+
     Args:
         history: a `keras.callbacks.History.history` dict, `{name: [value per epoch]}`, with a
             `<head>_loss` entry per head (as `ContrastiveModel.fit` logs them).
@@ -50,27 +62,33 @@ def plot_loss_curves(history: History, folder: str, title: str = "") -> list[str
 
     Example:
 
-    >>> plot_loss_curves({"loss": [2.0, 1.5], "fine_loss": [2.0, 1.5]}, ".")
+    >>> history = {"loss": [2.0, 1.5], "fine_loss": [2.0, 1.5], "val_fine_loss": [2.1, 1.7]}
+    >>> plot_loss_curves(history, ".")
     ['loss_fine.png']
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     written = []
     for head in head_names(history):
-        values = history[f"{head}_loss"]
-        figure, axes = plt.subplots(figsize=(5, 3.5))
-        epochs = range(1, len(values) + 1)
-        axes.plot(epochs, values, marker="o")
+        key = f"{head}_loss"
+        values = history[key]
+        validation = history.get(f"val_{key}")
+        figure = Figure(figsize=(5, 3.5))
+        FigureCanvasAgg(figure)
+        axes = figure.subplots()
+        axes.plot(range(1, len(values) + 1), values, marker="o", label="train")
+        if validation:
+            every = max(1, len(values) // len(validation))
+            epochs = range(every, every * len(validation) + 1, every)
+            axes.plot(epochs, validation, marker="s", label="validation")
+            axes.legend(frameon=False)
         axes.set_xlabel("epoch")
-        axes.set_ylabel(f"{head}_loss")
+        axes.set_ylabel(key)
         axes.set_title(f"{title}{': ' if title else ''}{head} head")
         axes.grid(alpha=0.3)
         figure.tight_layout()
         name = f"loss_{head}.png"
         figure.savefig(os.path.join(folder, name), dpi=100)
-        plt.close(figure)
         written.append(name)
     return written

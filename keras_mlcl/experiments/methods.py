@@ -100,6 +100,17 @@ def check_method_for_dataset(name: str, dataset: LabeledDataset) -> None:
         raise ValueError(f"`method`='himulcon' needs class ids at every level of {dataset.name!r}.")
 
 
+def model_class_names(dataset: LabeledDataset, keys: list[str]) -> dict[str, list[str]] | None:
+    """The class names of `dataset`'s class-id levels among `keys` (the model's label keys),
+    for `ContrastiveModel(class_names=...)`; None when there are none."""
+    names = {
+        level: list(values)
+        for level, values in (dataset.class_names or {}).items()
+        if level in keys and not dataset.is_multi_hot(level)
+    }
+    return names or None
+
+
 def build_model(
     name: str,
     dataset: LabeledDataset,
@@ -187,6 +198,11 @@ def build_model(
             "supcon-any": SupCon(temperature=temperature, positives="any"),
             "jaccard": SupCon(temperature=temperature, positives="jaccard"),
         }[base]
+    keys = levels if base == "mlcl" else sorted({target, *classifier})
+    if base == "himulcon":
+        keys = list(classifier)
+    elif base in LABEL_HEAD_METHODS:
+        keys = []
     model = ContrastiveModel(
         encoder,
         heads=heads,
@@ -195,8 +211,8 @@ def build_model(
         augment=augment if views > 1 else None,
         classifier=classifier or None,
         ce_weight=ce_weight if classifier else 0.0,
+        class_names=model_class_names(dataset, keys),
     )
-    keys = levels if base == "mlcl" else sorted({target, *classifier})
 
     def to_y(labels: dict[str, Any]) -> Any:
         if base == "himulcon":

@@ -248,3 +248,31 @@ def add_to_run(folder: str, name: str) -> None:
     partial = os.path.join(folder, MARKER + ".new")
     _write_json(partial, marker)
     os.replace(partial, os.path.join(folder, MARKER))
+
+
+@contextlib.contextmanager
+def write_beside(out: str) -> Iterator[str]:
+    """Yields a temporary file path beside `out`; when the block ends without error, the file
+    becomes `out`, which must not exist (it is never replaced). On error, the temporary file
+    is removed and `out` is untouched.
+
+    Example:
+
+    >>> with write_beside("notes.txt") as partial:
+    ...     with open(partial, "w") as f:
+    ...         _ = f.write("hello")
+    >>> open("notes.txt").read()
+    'hello'
+    """
+    folder = os.path.dirname(os.path.abspath(out))
+    prefix = f".{os.path.basename(out)[:80]}{_TEMP_TAG}"
+    handle, partial = tempfile.mkstemp(prefix=prefix, dir=folder)
+    os.close(handle)
+    try:
+        yield partial
+        try:
+            os.link(partial, out)  # fails if `out` exists: nothing is ever replaced
+        except FileExistsError:
+            raise ValueError(f"{out!r} exists; it is never replaced: choose a new file.") from None
+    finally:
+        os.remove(partial)

@@ -1,6 +1,7 @@
 """One run: train a method on a dataset, evaluate it per level, save and export."""
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from keras_mlcl.data import dense_class_ids
 from keras_mlcl.data import subsample
 from keras_mlcl.data import train_test_split
 from keras_mlcl.data import validation_split
+from keras_mlcl.evaluation import RetrievalCallback
 from keras_mlcl.evaluation import knn_accuracy_per_level
 from keras_mlcl.evaluation import plot_embeddings
 from keras_mlcl.evaluation import probe_scores
@@ -33,9 +35,14 @@ from keras_mlcl.experiments.history import write_history_csv
 from keras_mlcl.experiments.methods import build_model
 from keras_mlcl.experiments.methods import check_method_for_dataset
 from keras_mlcl.experiments.run_folder import run_folder
+from keras_mlcl.experiments.saved_run import ENCODER_OUTPUT
+from keras_mlcl.experiments.saved_run import INDEX_FOLDER
+from keras_mlcl.experiments.saved_run import MULTI_LABEL_JOIN
+from keras_mlcl.experiments.saved_run import build_indexes
 from keras_mlcl.models import ContrastiveModel
 from keras_mlcl.models.export import MissingTensorFlowError
 from keras_mlcl.models.text_export import export_text_saved_model
+from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_positive_int
 
 SERVING_CHECK = "serving_check.npz"
@@ -43,6 +50,8 @@ EMBEDDINGS_PLOT = "embeddings.png"
 HISTORY_FILE = "history.csv"
 TENSORBOARD_FOLDER = "tensorboard"
 HELD_OUT = "held out: stratified 20% of the training data"
+PLOT_NAMES = {"tsne": "t-SNE", "pca": "PCA", "none": None}
+PLOTS = tuple(PLOT_NAMES)
 
 
 @contextlib.contextmanager
@@ -231,7 +240,7 @@ def train_and_evaluate(
     overwrite: bool = False,
     protected: Sequence[str | None] = (),
     export: bool = True,
-    plots: bool = True,
+    plot: str = "tsne",
     tensorboard: bool = False,
     verbose: Any = "auto",
     model_options: Mapping[str, Any] | None = None,
@@ -241,10 +250,14 @@ def train_and_evaluate(
     """Trains `method` on `dataset`, evaluates it per level and writes the run.
 
     The run folder `out` gets `results.json`, `model.keras`, `saved_model/`
-    (with `serving_check.npz`: inputs and the outputs they gave),
-    `embeddings.png`, the training history `history.csv` (one row per epoch)
-    with `loss_<head>.png` for each head, and with `tensorboard=True` the
-    TensorBoard logs in `tensorboard/`. It is written into a temporary sibling folder and moved
+    (`serve`, and `search` / `search_<head>`: the top-k training rows of an
+    input, exact, in the graph; with `serving_check.npz`: inputs and the
+    outputs they gave), `index/` (an `EmbeddingIndex` of the training rows
+    per output, `keras_mlcl.experiments.saved_run`), `embeddings.png`, the
+    training history `history.csv` (one row per epoch) with
+    `loss_<head>.png` for each head (with validation curves when the dataset
+    has a validation split), and with `tensorboard=True` the TensorBoard
+    logs in `tensorboard/`. It is written into a temporary sibling folder and moved
     to `out` when complete (`keras_mlcl.experiments.run_folder`): `out` must
     be new, empty, or (with `overwrite=True`) a finished earlier run; a
     folder holding anything else is refused before training starts.
@@ -266,7 +279,8 @@ def train_and_evaluate(
         overwrite: whether a finished earlier run in `out` may be replaced.
         protected: paths the run folder must not contain (the input data).
         export: write the TF SavedModel.
-        plots: write the t-SNE plot of test embeddings.
+        plot: the 2-D plot of the test embeddings: `"tsne"`, `"pca"` or
+            `"none"`.
         tensorboard: write TensorBoard logs (needs `out` and TensorFlow).
         verbose: Keras' `fit` verbosity; unless 0, the later phases (probe,
             kNN, export, plots) are reported on stderr too.
@@ -283,6 +297,7 @@ def train_and_evaluate(
         The results dict (also `results.json`).
     """
     check_method_for_dataset(method, dataset)
+    check_choice("plot", plot, PLOTS)
     check_positive_int("epochs", epochs)
     check_positive_int("batch_size", batch_size)
     check_positive_int("views", views)
@@ -294,6 +309,8 @@ def train_and_evaluate(
     with writing as folder:
         started = time.time()
         fingerprint = data_fingerprint(dataset)
+        if dataset.ids is None:  # the stored index names its rows by their number in the data
+            dataset = dataclasses.replace(dataset, ids=np.arange(len(dataset.x)))
         dataset, test_split, class_ids = probe_split(dataset, fraction, seed)
         dataset, validation = threshold_split(dataset, validation_fraction, seed)
 
@@ -311,6 +328,18 @@ def train_and_evaluate(
         model.compile(optimizer=keras.optimizers.Adam(learning_rate))
         x = preprocessing(dataset.x)
         callbacks = []
+        validation_data = None
+        if dataset.x_val is not None and dataset.val_labels is not None:
+            x_val = preprocessing(dataset.x_val)
+            validation_data = (x_val, to_y(dataset.val_labels))
+            class_id_levels = {
+                level: labels
+                for level, labels in dataset.val_labels.items()
+                if not dataset.is_multi_hot(level)
+                and np.unique(labels[labels >= 0], return_counts=True)[1].max(initial=0) > 1
+            }
+            if class_id_levels:  # Recall@k and mAP@R per level, each epoch, into the logs
+                callbacks.append(RetrievalCallback(x_val, class_id_levels))
         if tensorboard and folder is not None:  # `out` is checked above
             log_dir = os.path.join(folder, TENSORBOARD_FOLDER)
             callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir))
@@ -321,6 +350,7 @@ def train_and_evaluate(
             epochs=epochs,
             verbose=verbose,
             callbacks=callbacks,
+            validation_data=validation_data,
         )
         scores, test_embeddings = evaluate_embeddings(
             model, preprocessing, dataset, batch_size=256, verbose=verbose, validation=validation
@@ -360,6 +390,8 @@ def train_and_evaluate(
             },
             "levels": dataset.levels,
             "class_ids": class_ids,
+            "class_names": dict(dataset.class_names or {}),
+            "table": None if dataset.columns is None else dataset.columns.get_config(),
             **scores,
             "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
             "train_seconds": round(time.time() - started, 1),
@@ -369,6 +401,10 @@ def train_and_evaluate(
 
         results["preprocessing"] = preprocessing.record(folder)
         model.save(os.path.join(folder, "model.keras"))
+        with phase("index of the training rows", verbose):
+            indexes = store_indexes(model, x, dataset, folder)
+        results["index"] = {"folder": INDEX_FOLDER, "outputs": list(indexes), "rows": len(x)}
+        search_indexes = {name: (i.embeddings, i.ids) for name, i in indexes.items()}
         write_history_csv(history.history, os.path.join(folder, HISTORY_FILE))
         results["history_file"] = HISTORY_FILE
         results["plots"] = {
@@ -380,9 +416,14 @@ def train_and_evaluate(
             try:
                 with phase("SavedModel export", verbose):
                     if preprocessing.text is not None:
-                        export_text_saved_model(model, preprocessing.text, export_path)
+                        export_text_saved_model(
+                            model,
+                            preprocessing.text,
+                            export_path,
+                            search_indexes=search_indexes,
+                        )
                     else:
-                        model.export(export_path, verbose=False)
+                        model.export(export_path, verbose=False, search_indexes=search_indexes)
             except MissingTensorFlowError as error:
                 print(f"keras-mlcl: {error}; export skipped", file=sys.stderr)
                 results["export"] = {"saved_model": None, "skipped": str(error)}
@@ -393,36 +434,61 @@ def train_and_evaluate(
                     sample = np.asarray(dataset.x[:8]).astype(str)  # `serve` takes raw strings
                 np.savez(os.path.join(export_path, SERVING_CHECK), inputs=sample, **outputs)
                 results["export"] = {"saved_model": "saved_model"}
-        if plots:
-            with phase("t-SNE plot of the test embeddings", verbose):
-                results["plots"]["embeddings"] = _plot(dataset, method, test_embeddings, folder)
+        if plot != "none":
+            with phase(f"{PLOT_NAMES[plot]} plot of the test embeddings", verbose):
+                results["plots"]["embeddings"] = _plot(
+                    dataset, method, test_embeddings, folder, plot
+                )
         results["total_seconds"] = round(time.time() - started, 1)
         with open(os.path.join(folder, "results.json"), "w") as f:
             json.dump(results, f, indent=2)
         return results
 
 
+def store_indexes(
+    model: ContrastiveModel, x: np.ndarray, dataset: LabeledDataset, folder: str
+) -> dict[str, Any]:
+    """Saves an `EmbeddingIndex` of the training rows `x` per model output (the encoder and
+    each head) in `<folder>/index/<output>`, each row with its id and label names."""
+    outputs = model.predict(x, batch_size=256, verbose=0)
+    names = [ENCODER_OUTPUT, *model.head_names]
+    indexes = build_indexes(
+        {name: outputs[name] for name in names},
+        dataset.ids,
+        dataset.labels,
+        dataset.class_names,
+        separator=(dataset.columns.label_separator if dataset.columns else None)
+        or MULTI_LABEL_JOIN,
+    )
+    os.makedirs(os.path.join(folder, INDEX_FOLDER))
+    for name, index in indexes.items():
+        index.save(os.path.join(folder, INDEX_FOLDER, name))
+    return indexes
+
+
 def _plot(
-    dataset: LabeledDataset, method: str, test_embeddings: np.ndarray, folder: str
+    dataset: LabeledDataset, method: str, test_embeddings: np.ndarray, folder: str, plot: str
 ) -> dict[str, str | None]:
-    """`{"file": name}` of the t-SNE plot written, or `{"file": None, "missing": why}`."""
+    """`{"file": name, "method": plot, "note": a subsample's note or None}` of the plot
+    written, or `{"file": None, "missing": why}`."""
     if len(test_embeddings) < 3:
-        why = f"the test split has {len(test_embeddings)} row(s); a t-SNE plot needs 3 or more"
+        why = f"the test split has {len(test_embeddings)} row(s); a 2-D plot needs 3 or more"
         return {"file": None, "missing": why}
     if np.ptp(test_embeddings, axis=0).max() == 0:
         why = "every test embedding is the same point (constant inputs?): nothing to project"
         return {"file": None, "missing": why}
     try:
-        plot_embeddings(
+        drawn = plot_embeddings(
             test_embeddings,
             dataset.test_labels,
             os.path.join(folder, EMBEDDINGS_PLOT),
-            title=f"{dataset.name}, {method}: test embeddings (t-SNE)",
+            method=plot,
+            title=f"{dataset.name}, {method}: test embeddings ({PLOT_NAMES[plot]})",
             class_names=dataset.class_names,
         )
     except ValueError as error:
         return {"file": None, "missing": " ".join(str(error).split())}
-    return {"file": EMBEDDINGS_PLOT}
+    return {"file": EMBEDDINGS_PLOT, "method": plot, "note": drawn.note}
 
 
 def evaluate_saved_run(

@@ -25,6 +25,8 @@ from keras_mlcl.models.input_checks import check_classifier
 from keras_mlcl.models.input_checks import check_heads
 from keras_mlcl.models.input_checks import check_loss
 from keras_mlcl.models.input_checks import check_memory_bank
+from keras_mlcl.models.label_names import LabelNames
+from keras_mlcl.models.label_names import check_class_names
 from keras_mlcl.models.memory_bank import MemoryBank
 from keras_mlcl.models.monitored_metrics import MonitoredMetrics
 from keras_mlcl.models.monitored_metrics import accuracy_tracker
@@ -35,7 +37,7 @@ from keras_mlcl.utils.validation import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="keras_mlcl")
-class ContrastiveModel(InputChecks, SeedStateSaving, keras.Model):
+class ContrastiveModel(LabelNames, InputChecks, SeedStateSaving, keras.Model):
     """An encoder with projection heads, trained by a contrastive loss in `fit`.
 
     At each training step the batch `x` becomes `views` augmented copies
@@ -80,6 +82,11 @@ class ContrastiveModel(InputChecks, SeedStateSaving, keras.Model):
             are also contrasted against (with any keras_mlcl contrastive loss).
             Built from the first batch in `fit`; not used by `evaluate`.
             Defaults to None.
+        class_names: optional dict `{level: [name of class 0, name of
+            class 1, ...]}` (a level being a head or a classifier level):
+            the names that string labels at that level map to. Levels
+            without names get theirs in the first `fit` with string labels
+            (sorted); see `model.class_names`. Defaults to None.
         **kwargs: base `keras.Model` arguments (`name`, ...).
 
     Labels (`y` in `fit`): a dict `{head or level: labels}`; an `(N, L)`
@@ -87,6 +94,11 @@ class ContrastiveModel(InputChecks, SeedStateSaving, keras.Model):
     with one head or with label `columns`, the one array it takes. Sample
     weights (or `fit(class_weight=...)`, by class at the finest level) weigh
     each sample's anchors in every head and its cross-entropy terms.
+    Labels may also be class names (strings; None, "" or NaN unlabelled) in
+    NumPy arrays or lists: `fit`, its `validation_data` and `evaluate` map
+    them to class ids with the level's `class_names`, saved with the model
+    (`keras_mlcl.models.label_names`; `class_ids` and `class_name_of` map
+    by hand, e.g. for a dataset's batches).
 
     Also: under data parallelism (`keras.distribution`, `tf.distribute`,
     `torch.distributed`) the loss is that of the global batch
@@ -120,6 +132,7 @@ class ContrastiveModel(InputChecks, SeedStateSaving, keras.Model):
         classifier: Mapping[str, int] | None = None,
         ce_weight: float = 0.0,
         memory_bank: MemoryBank | int | None = None,
+        class_names: Mapping[str, Sequence[str]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -129,6 +142,9 @@ class ContrastiveModel(InputChecks, SeedStateSaving, keras.Model):
         self.memory_bank = check_memory_bank(memory_bank)
         self.views = check_positive_int("views", views)
         self.classifier, self.ce_weight = check_classifier(classifier, ce_weight)
+        self._class_names = check_class_names(
+            class_names, [*heads.head_names, *self.classifier], self.classifier
+        )
         self.encoder = encoder
         self.heads = heads
         self.augment = augment
@@ -304,6 +320,8 @@ class ContrastiveModel(InputChecks, SeedStateSaving, keras.Model):
         format: str = "tf_saved_model",
         input_signature: Sequence[keras.InputSpec] | None = None,
         verbose: bool = True,
+        search_indexes: Mapping[str, Any] | None = None,
+        search_k: int = 10,
         **kwargs: Any,
     ) -> None:
         """Exports the inference model (`call` with `training=False`).
@@ -313,15 +331,33 @@ class ContrastiveModel(InputChecks, SeedStateSaving, keras.Model):
         `keras_mlcl.models.export`). The `serve` endpoint returns the dict
         of `predict`. `input_signature` defaults to the encoder's inputs
         with an open batch size.
+
+        `search_indexes` (`tf_saved_model` only), `{output: (embeddings,
+        ids)}` with `output` `"embedding"` or a head name, adds an endpoint
+        per entry (`search`, `search_<head>`) taking the input of `serve`
+        and returning the `search_k` stored rows most cosine-similar to
+        that output: `{"ids", "scores", "rows"}` (see
+        `keras_mlcl.models.export`).
         """
         if format != "tf_saved_model":
+            if search_indexes is not None:
+                raise ValueError(
+                    "`search_indexes` needs `format='tf_saved_model'`. "
+                    f"Received: `format`={format!r}"
+                )
             return super().export(
                 filepath, format=format, input_signature=input_signature, verbose=verbose, **kwargs
             )
         if input_signature is None:
             input_signature = input_signature_of(self)
         export_saved_model(
-            self, filepath, input_signature, modules=kwargs.pop("modules", ()), verbose=verbose
+            self,
+            filepath,
+            input_signature,
+            modules=kwargs.pop("modules", ()),
+            verbose=verbose,
+            search_indexes=search_indexes,
+            search_k=search_k,
         )
 
     def get_config(self) -> dict[str, Any]:
@@ -337,6 +373,7 @@ class ContrastiveModel(InputChecks, SeedStateSaving, keras.Model):
             "classifier": dict(self.classifier),
             "ce_weight": self.ce_weight,
             "memory_bank": (serialize(self.memory_bank) if self.memory_bank is not None else None),
+            "class_names": self.class_names or None,
         }
 
     @classmethod

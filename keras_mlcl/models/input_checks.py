@@ -16,6 +16,7 @@ from keras import ops
 from keras_mlcl.distribution import variable_scope
 from keras_mlcl.layers import MultiProjectionHead
 from keras_mlcl.losses import ContrastiveLoss
+from keras_mlcl.models.label_names import refuse_string_labels
 from keras_mlcl.models.memory_bank import MemoryBank
 from keras_mlcl.utils.labels import as_class_ids
 from keras_mlcl.utils.types import Tensor
@@ -298,13 +299,15 @@ class InputChecks:
         """Raises a `ValueError` for training data that cannot work, before any step.
 
         Checks, on the first batch where the data type allows: labels for
-        every head (and classifier level), label and input batch sizes, and
+        every head (and classifier level), no string labels (a dataset's
+        need mapping first), label and input batch sizes, and
         that `augment` keeps the batch size. Builds the model and its memory bank.
         """
         first = first_batch(x, y, batch_size)
         if first is None:
             return
         xb, yb = first
+        refuse_string_labels(yb)
         n = batch_size_of(xb)
         if not self.built:  # callbacks such as BackupAndRestore need the variables
             with variable_scope(self):  # a tf.distribute strategy's, if any

@@ -6,7 +6,8 @@ and any classifier logits). Tokenization and packing run inside the served
 function as TensorFlow ops (keras-hub's WordPiece tokenizer is built on
 tensorflow-text), so a client sends text, not token ids. A second endpoint,
 `serve_token_ids`, takes the int32 token ids `(None, sequence_length)` that
-`TextPreprocessor` gives.
+`TextPreprocessor` gives. With `search_indexes`, search endpoints (`search`,
+`search_<head>`, see `keras_mlcl.models.export`) take raw strings too.
 
 The SavedModel holds tensorflow-text ops: a serving process runs
 `import tensorflow_text` before `tf.saved_model.load` (TF Serving needs a
@@ -21,14 +22,21 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
 import keras
 
 from keras_mlcl.data.text_preprocessor import TextPreprocessor
+from keras_mlcl.models.export import check_search_indexes
 from keras_mlcl.models.export import check_tensorflow_installed
 from keras_mlcl.models.export import load_in_child
+from keras_mlcl.models.export import load_search_indexes
+from keras_mlcl.models.export import save_search_indexes
+from keras_mlcl.models.search_endpoints import SearchIndexes
+from keras_mlcl.models.search_endpoints import add_search_endpoints
+from keras_mlcl.utils.validation import check_positive_int
 
 
 def export_text_saved_model(
@@ -37,12 +45,15 @@ def export_text_saved_model(
     filepath: str | os.PathLike[str],
     modules: Sequence[str] = (),
     verbose: bool = False,
+    search_indexes: Mapping[str, Any] | None = None,
+    search_k: int = 10,
 ) -> None:
     """Writes `model` as a TF SavedModel whose `serve` endpoint takes raw strings.
 
     ```
     serve(texts)           = model(preprocessor.pack(texts))   texts: tf.string (None,)
     serve_token_ids(ids)   = model(ids)                         ids: int32 (None, sequence_length)
+    search_<head>(texts)   = top-k stored rows of serve(texts)[head]   (one per search index)
     ```
 
     Args:
@@ -54,6 +65,14 @@ def export_text_saved_model(
         modules: modules a child process imports to register custom objects
             (JAX and PyTorch backends only).
         verbose: print Keras' export summary.
+        search_indexes: optional `{output name: (embeddings, ids)}`
+            (`"embedding"` or a head name; see
+            `keras_mlcl.models.export.check_search_indexes`): one search
+            endpoint per entry, `search` for `"embedding"` and
+            `search_<head>` for a head, taking raw strings and returning
+            `{"ids", "scores", "rows"}` `(B, k)`.
+        search_k: positive int, the most results a search returns.
+            Defaults to 10.
 
     Raises:
         MissingTensorFlowError: TensorFlow is not installed (checked first).
@@ -73,8 +92,12 @@ def export_text_saved_model(
             f"Received: `preprocessor`={preprocessor!r}"
         )
     check_tensorflow_installed()
+    indexes = None
+    if search_indexes is not None:
+        indexes = check_search_indexes(model, search_indexes)
+        check_positive_int("search_k", search_k)
     if keras.backend.backend() == "tensorflow":
-        _write_archive(model, preprocessor, filepath, verbose)
+        _write_archive(model, preprocessor, filepath, verbose, indexes, search_k)
         return
     with tempfile.TemporaryDirectory() as folder:
         source = os.path.join(folder, "model.keras")
@@ -89,9 +112,12 @@ def export_text_saved_model(
             source,
             config,
             os.fspath(filepath),
-            "--modules",
-            *modules,
         ]
+        if indexes is not None:
+            indexes_path = os.path.join(folder, "search_indexes.npz")
+            save_search_indexes(indexes, indexes_path)
+            command += ["--search", indexes_path, "--search-k", str(search_k)]
+        command += ["--modules", *modules]
         env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
         result = subprocess.run(command, env=env, capture_output=True, text=True)
     if result.returncode != 0:
@@ -103,7 +129,14 @@ def export_text_saved_model(
         print(result.stdout)
 
 
-def _write_archive(model: Any, preprocessor: Any, filepath: Any, verbose: bool) -> None:
+def _write_archive(
+    model: Any,
+    preprocessor: Any,
+    filepath: Any,
+    verbose: bool,
+    indexes: SearchIndexes | None = None,
+    search_k: int = 10,
+) -> None:
     """The export itself; TensorFlow backend only."""
     import tensorflow as tf
 
@@ -119,9 +152,8 @@ def _write_archive(model: Any, preprocessor: Any, filepath: Any, verbose: bool) 
     def serve_token_ids(token_ids: Any) -> Any:
         return model(token_ids, training=False)
 
-    archive.add_endpoint(
-        "serve", serve, input_signature=[tf.TensorSpec((None,), tf.string, name="texts")]
-    )
+    texts_signature = [tf.TensorSpec((None,), tf.string, name="texts")]
+    archive.add_endpoint("serve", serve, input_signature=texts_signature)
     archive.add_endpoint(
         "serve_token_ids",
         serve_token_ids,
@@ -129,6 +161,8 @@ def _write_archive(model: Any, preprocessor: Any, filepath: Any, verbose: bool) 
             tf.TensorSpec((None, preprocessor.sequence_length), tf.int32, name="token_ids")
         ],
     )
+    if indexes is not None:
+        add_search_endpoints(archive, serve, texts_signature, indexes, search_k)
     archive.write_out(os.fspath(filepath), verbose=verbose)
 
 
@@ -138,12 +172,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("source")
     parser.add_argument("preprocessor")
     parser.add_argument("target")
+    parser.add_argument("--search")
+    parser.add_argument("--search-k", type=int, default=10)
     parser.add_argument("--modules", nargs="*", default=[])
     args = parser.parse_args(argv)
     model = load_in_child(args.source, args.modules)
     with open(args.preprocessor, encoding="utf-8") as f:
         preprocessor = TextPreprocessor.from_config(json.load(f))
-    _write_archive(model, preprocessor, args.target, verbose=False)
+    indexes = None if args.search is None else load_search_indexes(args.search)
+    _write_archive(model, preprocessor, args.target, False, indexes, args.search_k)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,7 @@ def test_every_case_runs_by_default_in_order(monkeypatch):
         "heads_vs_one_head",
         "fit_step_vs_ce",
         "vs_pml_supcon",
+        "vs_sklearn_knn",
     ]
     for name in names:
         monkeypatch.setattr(speed_cases, name, fake(name))
@@ -155,6 +156,15 @@ def test_replica_case_times_a_quarter_of_the_anchors(quick_run):
     assert entry["measured"].startswith(f"one replica's loss: {local} anchors x {QUICK['n']}")
     assert entry["baseline"].startswith(f"single-device loss: {QUICK['n']} anchors")
     assert "larger" not in entry  # quick mode: no 4 x N point
+
+
+def test_knn_case_times_both_implementations_on_the_same_data(quick_run):
+    _, results = quick_run
+    entry = results["vs_sklearn_knn"]
+    assert (entry["n"], entry["references"], entry["k"]) == (QUICK["n"], 16 * QUICK["n"], 20)
+    assert "KNeighborsClassifier" in entry["baseline"]
+    # Clustered data without ties: both give the same accuracy.
+    assert entry["accuracy"]["ours"] == entry["accuracy"]["sklearn"]
 
 
 def test_memory_side_must_be_known():

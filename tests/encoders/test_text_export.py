@@ -65,7 +65,7 @@ def test_text_run_saved_model_serves_raw_strings(tmp_path):
     TensorFlow process: the point is a SavedModel that needs nothing of this process."""
     out = os.path.join(tmp_path, "run")
     results = train_and_evaluate(
-        text_dataset(), method="mlcl", epochs=1, batch_size=12, out=out, plots=False, verbose=0
+        text_dataset(), method="mlcl", epochs=1, batch_size=12, out=out, plot="none", verbose=0
     )
     assert results["export"] == {"saved_model": "saved_model"}
 

@@ -1,14 +1,18 @@
 import csv
 import math
+import warnings
 
 import keras
 import numpy as np
 import pytest
 
 from keras_mlcl.evaluation import KNNCallback
+from keras_mlcl.evaluation import RetrievalCallback
 from keras_mlcl.evaluation import knn_accuracy
+from keras_mlcl.evaluation import retrieval_metrics_per_level
 from tests.evaluation.synthetic import clusters
 from tests.evaluation.synthetic import split
+from tests.models import problems
 
 LEVELS = ["coarse", "fine"]
 
@@ -161,3 +165,127 @@ def test_labels_must_match_inputs():
     short = (val[0], {"coarse": val[1]["coarse"][:-1], "fine": val[1]["fine"]})
     with pytest.raises(ValueError, match="one row per input"):
         KNNCallback(train, short, LEVELS)
+
+
+# RetrievalCallback, on a tiny ContrastiveModel.
+
+VAL_X, VAL_Y = problems.clustered(seed=1, n=48)
+
+
+def contrastive_model(learning_rate=1e-2):
+    model = problems.model(seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate))
+    return model
+
+
+class RecordRetrieval(keras.callbacks.Callback):
+    """After the callback under test: the logs of each epoch, and the metrics by hand."""
+
+    def __init__(self, head=None):
+        super().__init__()
+        self.head = head
+        self.logs, self.expected = [], []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.logs.append(dict(logs))
+        if self.head is None:
+            embeddings = self.model.embed(VAL_X)
+        else:
+            embeddings = self.model.predict(VAL_X, verbose=0)[self.head]
+        self.expected.append(retrieval_metrics_per_level(embeddings, VAL_Y, ks=(1, 3)))
+
+
+def retrieval_logs(logs):
+    return {key: value for key, value in logs.items() if key.startswith("val_")}
+
+
+@pytest.mark.parametrize("head", [None, "fine"])
+def test_retrieval_logs_equal_the_metrics_of_that_epoch(head):
+    x, y = problems.clustered(n=64)
+    callback = RetrievalCallback(VAL_X, VAL_Y, ks=(1, 3), head=head, batch_size=16)
+    record = RecordRetrieval(head)
+    model = contrastive_model()
+    history = model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[callback, record])
+    assert record.expected[0] != record.expected[1]  # the model moved: each epoch is its own
+    for logs, expected in zip(record.logs, record.expected, strict=True):
+        assert retrieval_logs(logs) == pytest.approx(
+            {
+                f"val_{level}_{name}": values[metric]
+                for level, values in expected.items()
+                for name, metric in (
+                    ("recall_at_1", "recall@1"),
+                    ("recall_at_3", "recall@3"),
+                    ("map_at_r", "map@r"),
+                )
+            }
+        )
+        assert sorted(retrieval_logs(logs)) == sorted(callback.log_keys())
+    assert history.history["val_fine_map_at_r"] == [
+        logs["val_fine_map_at_r"] for logs in record.logs
+    ]
+
+
+def test_retrieval_every_two_logs_on_epochs_two_and_four_only():
+    x, y = problems.clustered(n=64)
+    record = RecordRetrieval()
+    callbacks = [RetrievalCallback(VAL_X, VAL_Y, every=2, ks=(1, 3)), record]
+    history = contrastive_model().fit(x, y, batch_size=32, epochs=4, verbose=0, callbacks=callbacks)
+    logged = [bool(retrieval_logs(logs)) for logs in record.logs]
+    assert logged == [False, True, False, True]
+    assert history.history["val_coarse_recall_at_1"] == [
+        record.logs[1]["val_coarse_recall_at_1"],
+        record.logs[3]["val_coarse_recall_at_1"],
+    ]
+    assert record.logs[3]["val_coarse_recall_at_1"] == pytest.approx(
+        record.expected[3]["coarse"]["recall@1"]
+    )
+
+
+@pytest.mark.parametrize("every, stopped_after", [(1, 2), (2, 4)])
+def test_retrieval_drives_early_stopping(every, stopped_after):
+    """With a learning rate of 0 the score never improves: patience 0 stops at the 2nd evaluation;
+    with `every=2` the skipped epochs only warn that the key is missing."""
+    x, y = problems.clustered(n=64)
+    callbacks = [
+        RetrievalCallback(VAL_X, VAL_Y, every=every),
+        keras.callbacks.EarlyStopping(monitor="val_fine_map_at_r", mode="max", patience=0),
+    ]
+    model = contrastive_model(learning_rate=0.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(x, y, batch_size=32, epochs=6, verbose=0, callbacks=callbacks)
+    assert len(history.history["loss"]) == stopped_after
+    assert len(history.history["val_fine_map_at_r"]) == stopped_after // every
+    missing = [w for w in caught if "val_fine_map_at_r` which is not available" in str(w.message)]
+    assert len(missing) == (stopped_after // 2 if every == 2 else 0)
+
+
+def test_retrieval_missing_head_raises():
+    callback = RetrievalCallback(VAL_X, VAL_Y, head="middle")
+    callback.set_model(contrastive_model())
+    with pytest.raises(ValueError, match="'middle' entry"):
+        callback.on_epoch_end(0, {})
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"every": 0}, "`every` should be a positive integer"),
+        ({"ks": ()}, "`ks` should be a non-empty tuple"),
+        ({"ks": 5}, "`ks` should be a non-empty tuple"),
+        ({"ks": (1, 0)}, "`ks` should be a positive integer"),
+        ({"head": ""}, "`head` should be None or an output name"),
+        ({"batch_size": None}, "`batch_size` should be a positive integer"),
+        ({"y": {}}, "`y` should be a non-empty dict"),
+        ({"y": VAL_Y["fine"]}, "`y` should be a non-empty dict"),
+        ({"y": {"fine": VAL_Y["fine"][:-1]}}, r"`y\['fine'\]` should be \(48,\) int class ids"),
+        ({"y": {"fine": np.eye(48)}}, r"`y\['fine'\]` should be \(48,\) int class ids"),
+        ({"y": {"fine": np.arange(48)}}, "a class with two rows or more"),
+        ({"x": 3.0}, "`x` should be an input array"),
+    ],
+)
+def test_retrieval_invalid_arguments_raise(kwargs, message):
+    arguments = {"x": VAL_X, "y": VAL_Y}
+    arguments.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        RetrievalCallback(**arguments)

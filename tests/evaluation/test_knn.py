@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 import sklearn.neighbors
 
+from keras_mlcl.evaluation import knn
 from keras_mlcl.evaluation import knn_accuracy
 from keras_mlcl.evaluation import knn_accuracy_per_level
+from keras_mlcl.search import exact_top_k
 from tests.evaluation.synthetic import clusters
 from tests.evaluation.synthetic import split
 
@@ -18,7 +20,7 @@ def numpy_knn_predict(train_x, train_y, test_x, k):
     return np.array([np.argmax(np.bincount(train_y[row])) for row in nearest])
 
 
-@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "manhattan"])
 def test_separated_clusters_are_perfect(metric):
     train_x, train_y, test_x, test_y = split(*clusters(seed=0))
     scores = knn_accuracy_per_level(train_x, train_y, test_x, test_y, k=5, metric=metric)
@@ -44,6 +46,27 @@ def test_matches_direct_computation(k):
     accuracy = knn_accuracy(train_x, train_y, test_x, test_y, k=k)
     assert accuracy == pytest.approx(expected, abs=1e-12)
     assert accuracy == pytest.approx(direct_score, abs=1e-12)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "manhattan"])
+def test_other_metrics_match_scikit_learn(metric):
+    rng = np.random.default_rng(5)
+    train_x, test_x = rng.normal(size=(50, 6)) * 3, rng.normal(size=(20, 6)) * 3
+    train_y, test_y = rng.integers(0, 3, 50), rng.integers(0, 3, 20)
+    direct = sklearn.neighbors.KNeighborsClassifier(5, metric=metric, algorithm="brute")
+    expected = direct.fit(train_x, train_y).score(test_x, test_y)
+    assert knn_accuracy(train_x, train_y, test_x, test_y, k=5, metric=metric) == expected
+
+
+def test_equal_distances_go_to_the_lower_training_row():
+    # Rows 1 and 2 are the same point with different classes: row 1 is the neighbour.
+    train_x = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    test_x = np.array([[1.0, 0.1]])
+    for metric in ("cosine", "euclidean"):
+        for first, others, expected in ((4, 9, 1.0), (9, 4, 0.0)):
+            train_y = np.array([0, first, others, others])
+            score = knn_accuracy(train_x, train_y, test_x, np.array([4]), k=1, metric=metric)
+            assert score == expected, (metric, first)
 
 
 def test_multi_hot_is_micro_f1_of_neighbour_vote():
@@ -76,20 +99,15 @@ def unlabelled_case():
 def test_unlabelled_rows_are_excluded(monkeypatch):
     sizes = {}
 
-    class Recording(sklearn.neighbors.KNeighborsClassifier):
-        def fit(self, x, y):
-            sizes["fit"] = len(x)
-            return super().fit(x, y)
+    def recording(queries, references, k):
+        sizes.update(references=len(references), queries=len(queries))
+        return exact_top_k(queries, references, k)
 
-        def predict(self, x):
-            sizes["predict"] = len(x)
-            return super().predict(x)
-
-    monkeypatch.setattr(sklearn.neighbors, "KNeighborsClassifier", Recording)
+    monkeypatch.setattr(knn, "exact_top_k", recording)
     accuracy = knn_accuracy(*unlabelled_case(), k=1)
     # 2 of 3 labelled test rows; counting -1 rows would give 1/3, 2/5 or 1/5.
     assert accuracy == pytest.approx(2 / 3)
-    assert sizes == {"fit": 4, "predict": 3}
+    assert sizes == {"references": 4, "queries": 3}
 
 
 def test_unlabelled_multi_hot_rows_are_excluded():

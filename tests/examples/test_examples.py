@@ -71,3 +71,25 @@ def test_multilabel_mulan_smoke_real(shared_data):
     assert set(scores) == {"simdis", "supcon-any", "jaccard", "bce"}
     # Predicting every label gives macro-F1 0.49 on emotions' test rows; 0.63 to 0.65 measured.
     assert all(0.55 < value <= 1.0 for value in scores.values()), scores
+
+
+def test_fashion_table_writes_the_bundled_subset_as_csv(tmp_path):
+    """The README's "Your own data" tables: the bundled images as rows with string labels;
+    written again into the same folder, nothing is replaced."""
+    import numpy as np
+    import pandas as pd
+
+    from keras_mlcl.data import load_dataset
+
+    example = load("fashion_table")
+    train, test = example.main([str(tmp_path)])
+    data = load_dataset("fashion_mnist")
+    head = pd.read_csv(test, nrows=3)
+    assert list(head.columns[:4]) == ["item", "category", "product", "p0"]
+    assert head.shape[1] == 3 + 28 * 28
+    fine = np.asarray(data.class_names["fine"])[data.test_labels["fine"][:3]]
+    assert head["product"].tolist() == fine.tolist()
+    np.testing.assert_array_equal(head.iloc[:, 3:].to_numpy(), data.x_test[:3].reshape(3, -1))
+    assert sum(1 for _ in open(train)) == len(data.x) + 1
+    with pytest.raises(FileExistsError):
+        example.main([str(tmp_path)])
