@@ -30,6 +30,7 @@ from keras_mlcl.bench.backend import peak_memory_mb
 from keras_mlcl.bench.backend import supcon_peer
 from keras_mlcl.bench.timing import time_interleaved
 from keras_mlcl.evaluation import knn_accuracy
+from keras_mlcl.evaluation.multilabel_metrics import check_train_test
 from keras_mlcl.losses import MultiLevelSupCon
 from keras_mlcl.losses import SupCon
 from keras_mlcl.models import ContrastiveModel
@@ -439,8 +440,9 @@ def vs_pml_supcon(n: int, dim: int, repeats: int) -> dict[str, Any]:
 def vs_sklearn_knn(queries: int, references: int, dim: int, k: int, repeats: int) -> dict[str, Any]:
     """The speed-up of `knn_accuracy` (cosine, `exact_top_k`) over scikit-learn's brute force.
 
-    The baseline is the previous implementation: `KNeighborsClassifier(algorithm="brute",
-    metric="cosine")` fit and predict. Both classify `queries` rows against `references`
+    The baseline is the previous implementation of `knn_accuracy`: the same input checks
+    (`check_train_test`), then `KNeighborsClassifier(algorithm="brute", metric="cosine")` fit
+    and predict. Both classify `queries` rows against `references`
     labelled rows (`NUM_CLASSES` classes, clustered) with `k` neighbours; the accuracies are
     recorded beside the times.
     """
@@ -458,9 +460,10 @@ def vs_sklearn_knn(queries: int, references: int, dim: int, k: int, repeats: int
         accuracies["ours"] = knn_accuracy(train_x, train_y, test_x, test_y, k=k)
 
     def scikit_learn() -> None:
+        x, y, x_test, y_test, _ = check_train_test(train_x, train_y, test_x, test_y)
         classifier = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute")
-        predictions = classifier.fit(train_x, train_y).predict(test_x)
-        accuracies["sklearn"] = float(np.mean(predictions == test_y))
+        predictions = classifier.fit(x, y).predict(x_test)
+        accuracies["sklearn"] = float(np.mean(predictions == y_test))
 
     medians = time_interleaved({"ours": ours, "sklearn": scikit_learn}, repeats, warmup=1)
     entry = _ratio_entry(

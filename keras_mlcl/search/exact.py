@@ -15,8 +15,10 @@ from keras_mlcl.utils.validation import check_positive_int
 
 # Queries per block (fewer queries: the next power of two).
 QUERY_BLOCK = 1024
-# References per block (fewer references: the next power of two).
-REFERENCE_BLOCK = 4096
+# The most references per block; the blocks are made even (`reference_block`).
+REFERENCE_BLOCK = 8192
+# Block sizes are multiples of this (fewer programs to compile).
+BLOCK_MULTIPLE = 512
 
 
 def check_rows(name: str, x: ArrayLike) -> np.ndarray:
@@ -49,6 +51,23 @@ def check_search(
     if k > size:
         raise ValueError(f"`k` should be at most the {size} references. Received: `k`={k}")
     return queries, references, k
+
+
+def reference_block(size: int, most: int) -> int:
+    """References per block: `size` split into the fewest blocks of at most `most` rows,
+    made even and rounded up to a multiple of `BLOCK_MULTIPLE` (or to a power of two below
+    it), so the padding of the last block stays small (50,000 rows: 7 blocks of 7,168).
+
+    Example:
+
+    >>> reference_block(50_000, 8192), reference_block(100, 8192), reference_block(3, 2)
+    (7168, 128, 2)
+    """
+    blocks = -(-size // most)
+    even = -(-size // blocks)
+    if even >= BLOCK_MULTIPLE:
+        return min(most, -(-even // BLOCK_MULTIPLE) * BLOCK_MULTIPLE)
+    return min(most, _power_of_two_at_least(even))
 
 
 def _power_of_two_at_least(n: int) -> int:
@@ -113,8 +132,9 @@ def exact_top_k(
         queries: `(M, D)` floats.
         references: `(N, D)` floats, `N >= k`.
         k: positive int, neighbours per query.
-        block_size: positive int, references per block. Defaults to None
-            (`REFERENCE_BLOCK`, or the next power of two of `N` when smaller).
+        block_size: positive int, the most references per block. Defaults
+            to None (`REFERENCE_BLOCK`); the blocks are made even
+            (`reference_block`).
 
     Returns:
         A tuple `(rows, scores)`: `(M, k)` int64 row numbers into
@@ -130,7 +150,7 @@ def exact_top_k(
     queries, references, k = check_search(queries, references, k)
     size = references.shape[0]
     block = REFERENCE_BLOCK if block_size is None else check_positive_int("block_size", block_size)
-    block = min(block, _power_of_two_at_least(size))
+    block = reference_block(size, block)
     query_block = min(QUERY_BLOCK, _power_of_two_at_least(queries.shape[0]))
     num_blocks = -(-size // block)
     stored = ops.convert_to_tensor(_padded(references, num_blocks * block))
