@@ -266,7 +266,7 @@ def _read(data: TableData, argument: str) -> tuple[Any, str]:
             f"a pandas DataFrame or a datasets.Dataset. Received: {type(data).__name__}"
         )
     if not len(frame):
-        raise ValueError(f"The table {source} has no rows (columns: {list(frame.columns)}).")
+        raise ValueError(f"The table {source} has no rows (columns: {_some_columns(frame)}).")
     return frame, source
 
 
@@ -330,6 +330,15 @@ def _stem(data: TableData) -> str:
     return "table"
 
 
+def _some_columns(frame: Any, shown: int = 12) -> str:
+    """A table's column names for an error message: all of them, or the first `shown` and
+    how many more (a table of 784 pixel columns stays one readable line)."""
+    names = [str(name) for name in frame.columns]
+    if len(names) <= shown:
+        return str(names)
+    return f"{names[:shown]} and {len(names) - shown} more"
+
+
 def _column_names(argument: str, value: str | Sequence[str]) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(name.strip() for name in value.split(",") if name.strip())
@@ -355,7 +364,7 @@ def _require(frame: Any, source: str, columns: TableColumns, inputs_only: bool =
         more = f" (nor {[name for _, name in missing[1:]]})" if len(missing) > 1 else ""
         raise ValueError(
             f"The table {source} has no {role} column {name!r}{more}. Its columns: "
-            f"{list(frame.columns)}"
+            f"{_some_columns(frame)}"
         )
 
 
@@ -389,7 +398,7 @@ def _resolve_columns(
             raise ValueError(
                 f"The table {source} has no numeric feature column besides the label, id and "
                 f"text columns: give `feature_columns` or `text_column`. Its columns: "
-                f"{list(frame.columns)}"
+                f"{_some_columns(frame)}"
             )
     elif columns.text is None and not features:
         raise ValueError("`feature_columns` should name at least one column. Received: ()")
