@@ -138,3 +138,19 @@ def shared_data(monkeypatch):
 def no_data_dir(monkeypatch):
     """A run as in a fresh clone: `KERAS_MLCL_DATA` unset."""
     monkeypatch.delenv("KERAS_MLCL_DATA", raising=False)
+
+
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """The matplotlib figures saved during a test, in order (they are still written)."""
+    from matplotlib.figure import Figure
+
+    figures = []
+    save = Figure.savefig
+
+    def record(figure, *args, **kwargs):
+        figures.append(figure)
+        return save(figure, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", record)
+    return figures

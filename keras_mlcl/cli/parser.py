@@ -319,19 +319,13 @@ def add_search(commands: Subparsers) -> None:
         "of one head's (--head: search at that level), and writes one CSV row per (query, "
         "rank): query, rank, reference, score, then the reference's label at each level.",
     )
-    search.add_argument("--run", required=True, help="a run folder written by `train`")
-    search.add_argument("--data", required=True, help="the queries: a table, or an .npz with x")
+    add_run_options(search, "the queries", "the CSV file to write (must not exist)")
     search.add_argument("--k", type=positive_int, default=10, help="neighbours per query")
-    search.add_argument(
-        "--head", help="a head's name (search at that level; default: the encoder's embedding)"
-    )
     search.add_argument(
         "--references",
         metavar="FILE",
         help="search these items instead of the run's training rows (a table like --data)",
     )
-    search.add_argument("--out", required=True, help="the CSV file to write (must not exist)")
-    search.add_argument("--quiet", action="store_true", help="print nothing")
 
 
 def add_embed(commands: Subparsers) -> None:
@@ -344,15 +338,19 @@ def add_embed(commands: Subparsers) -> None:
         "text columns, or an .npz with x) by a run's encoder or one of its heads: an .npz "
         "(ids, embeddings) or a .parquet (an id column and one column per dimension).",
     )
-    embed.add_argument("--run", required=True, help="a run folder written by `train`")
-    embed.add_argument("--data", required=True, help="the items: a table, or an .npz with x")
-    embed.add_argument(
-        "--head", help="a head's name (default: the encoder's embedding)"
+    add_run_options(embed, "the items", "an .npz or .parquet file to write (must not exist)")
+
+
+def add_run_options(parser: argparse.ArgumentParser, data: str, out: str) -> None:
+    """The options of a command that reads a finished run: `--run`, `--data` (described as
+    `data`), `--head`, `--out` (described as `out`) and `--quiet`."""
+    parser.add_argument("--run", required=True, help="a run folder written by `train`")
+    parser.add_argument("--data", required=True, help=f"{data}: a table, or an .npz with x")
+    parser.add_argument(
+        "--head", help="a head's name (that level's embedding; default: the encoder's)"
     )
-    embed.add_argument(
-        "--out", required=True, help="an .npz or .parquet file to write (must not exist)"
-    )
-    embed.add_argument("--quiet", action="store_true", help="print nothing")
+    parser.add_argument("--out", required=True, help=out)
+    parser.add_argument("--quiet", action="store_true", help="print nothing")
 
 
 def build_parser() -> OneLineParser:

@@ -167,6 +167,24 @@ class LabeledDataset:
         return largest + 1
 
 
+def first_repeat(values: np.ndarray) -> tuple[Any, int, int] | None:
+    """`(value, row, later row)` of the first value of a 1-D array that appears twice (by its
+    first row), or None when every value is distinct.
+
+    Example:
+
+    >>> first_repeat(np.array(["a", "b", "c", "b", "a"]))
+    ('a', 0, 4)
+    """
+    unique, first, counts = np.unique(values, return_index=True, return_counts=True)
+    if not (counts > 1).any():
+        return None
+    repeated = np.flatnonzero(counts > 1)
+    value = unique[repeated[np.argmin(first[repeated])]]
+    rows = np.flatnonzero(values == value)[:2].tolist()
+    return value.item(), rows[0], rows[1]
+
+
 def _check_inputs(name: str, x: Any, like: np.ndarray | None = None) -> np.ndarray:
     """`x` as an array, checked: finite numbers (or strings), and the sample shape of `like`."""
     x = np.asarray(x)
@@ -213,14 +231,12 @@ def _check_ids(name: str, ids: Any, x_name: str, dataset: LabeledDataset) -> np.
             f"`{name}` should be integers or strings of shape ({len(x)},), one per row of "
             f"`{x_name}`. Received: shape {array.shape}, dtype {array.dtype}"
         )
-    unique, first, counts = np.unique(array, return_index=True, return_counts=True)
-    if (counts > 1).any():
-        repeated = np.flatnonzero(counts > 1)
-        value = unique[repeated[np.argmin(first[repeated])]]
-        rows = np.flatnonzero(array == value)[:2].tolist()
+    repeat = first_repeat(array)
+    if repeat is not None:
+        value, row, later = repeat
         raise ValueError(
-            f"`{name}` should not repeat an id within a split. Received: id {value.item()!r} "
-            f"on rows {rows[0]} and {rows[1]} (0-based)"
+            f"`{name}` should not repeat an id within a split. Received: id {value!r} "
+            f"on rows {row} and {later} (0-based)"
         )
     return array.astype("int64") if array.dtype.kind in "iu" else array
 

@@ -17,6 +17,7 @@ from typing import TypeAlias
 import numpy as np
 
 from keras_mlcl.data.labeled_dataset import LabeledDataset
+from keras_mlcl.data.labeled_dataset import first_repeat
 from keras_mlcl.utils.class_names import is_missing_label
 
 if TYPE_CHECKING:
@@ -463,14 +464,12 @@ def _ids(frame: Any, source: str, column: str) -> np.ndarray:
             )
     integers = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values)
     ids = np.asarray(values, dtype="int64") if integers else np.asarray([str(v) for v in values])
-    unique, first, counts = np.unique(ids, return_index=True, return_counts=True)
-    if (counts > 1).any():
-        repeated = np.flatnonzero(counts > 1)
-        value = unique[repeated[np.argmin(first[repeated])]]
-        rows = np.flatnonzero(ids == value)[:2].tolist()
+    repeat = first_repeat(ids)
+    if repeat is not None:
+        value, row, later = repeat
         raise ValueError(
-            f"The table {source}: id column {column!r} repeats the id {value.item()!r} on "
-            f"rows {rows[0]} and {rows[1]} {_ROW}"
+            f"The table {source}: id column {column!r} repeats the id {value!r} on "
+            f"rows {row} and {later} {_ROW}"
         )
     return ids
 

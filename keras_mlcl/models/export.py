@@ -257,26 +257,38 @@ def export_in_tensorflow_process(
     with tempfile.TemporaryDirectory() as folder:
         source = os.path.join(folder, "model.keras")
         model.save(source)
-        command = [
-            sys.executable,
-            "-m",
-            "keras_mlcl.models.export",
-            source,
-            os.fspath(filepath),
-            "--signature",
-            json.dumps(specs),
-        ]
-        if search_indexes is not None:
-            indexes = os.path.join(folder, "search_indexes.npz")
-            save_search_indexes(search_indexes, indexes)
-            command += ["--search", indexes, "--search-k", str(search_k)]
-        command += ["--modules", *modules]
-        env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
-        result = subprocess.run(command, env=env, capture_output=True, text=True)
+        arguments = [source, os.fspath(filepath), "--signature", json.dumps(specs)]
+        run_export_child(
+            "keras_mlcl.models.export", arguments, folder, search_indexes, search_k, modules,
+            verbose, "Exporting",
+        )  # fmt: skip
+
+
+def run_export_child(
+    module: str,
+    arguments: Sequence[str],
+    folder: str,
+    search_indexes: SearchIndexes | None,
+    search_k: int,
+    modules: Sequence[str],
+    verbose: bool,
+    what: str,
+) -> None:
+    """Runs `python -m module arguments` under the TensorFlow backend, with the search
+    indexes (saved into `folder`) and the modules to import; raises a `RuntimeError` with the
+    child's stderr when it fails (`what` names the export in the message)."""
+    command = [sys.executable, "-m", module, *arguments]
+    if search_indexes is not None:
+        indexes = os.path.join(folder, "search_indexes.npz")
+        save_search_indexes(search_indexes, indexes)
+        command += ["--search", indexes, "--search-k", str(search_k)]
+    command += ["--modules", *modules]
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(
-            f"Exporting from the {keras.backend.backend()} backend through a TensorFlow "
-            "process failed:\n" + result.stderr[-4000:]
+            f"{what} from the {keras.backend.backend()} backend through a TensorFlow process "
+            "failed:\n" + result.stderr[-4000:]
         )
     if verbose:
         print(result.stdout)

@@ -19,8 +19,6 @@ a TensorFlow-backend child process from a `.keras` copy of the model, as in
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -33,7 +31,7 @@ from keras_mlcl.models.export import check_search_indexes
 from keras_mlcl.models.export import check_tensorflow_installed
 from keras_mlcl.models.export import load_in_child
 from keras_mlcl.models.export import load_search_indexes
-from keras_mlcl.models.export import save_search_indexes
+from keras_mlcl.models.export import run_export_child
 from keras_mlcl.models.search_endpoints import SearchIndexes
 from keras_mlcl.models.search_endpoints import add_search_endpoints
 from keras_mlcl.utils.validation import check_positive_int
@@ -105,28 +103,10 @@ def export_text_saved_model(
         model.save(source)
         with open(config, "w", encoding="utf-8") as f:
             json.dump(preprocessor.get_config(), f)
-        command = [
-            sys.executable,
-            "-m",
-            "keras_mlcl.models.text_export",
-            source,
-            config,
-            os.fspath(filepath),
-        ]
-        if indexes is not None:
-            indexes_path = os.path.join(folder, "search_indexes.npz")
-            save_search_indexes(indexes, indexes_path)
-            command += ["--search", indexes_path, "--search-k", str(search_k)]
-        command += ["--modules", *modules]
-        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
-        result = subprocess.run(command, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"Exporting the text model from the {keras.backend.backend()} backend through a "
-            "TensorFlow process failed:\n" + result.stderr[-4000:]
-        )
-    if verbose:
-        print(result.stdout)
+        run_export_child(
+            "keras_mlcl.models.text_export", [source, config, os.fspath(filepath)], folder,
+            indexes, search_k, modules, verbose, "Exporting the text model",
+        )  # fmt: skip
 
 
 def _write_archive(

@@ -3,7 +3,6 @@ import struct
 
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
 
 from keras_mlcl.evaluation import plot_embeddings
 from keras_mlcl.evaluation import plots
@@ -63,20 +62,6 @@ def test_subsampling_is_deterministic(tmp_path):
     for path in paths:
         plot_embeddings(x, labels, path, method="pca", max_points=50, seed=3)
     assert read_png(paths[0], panels=2) == read_png(paths[1])
-
-
-@pytest.fixture
-def saved_figures(monkeypatch):
-    """The figures `plot_embeddings` saves, in order (they are still written)."""
-    figures = []
-    save = Figure.savefig
-
-    def record(figure, *args, **kwargs):
-        figures.append(figure)
-        return save(figure, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", record)
-    return figures
 
 
 def legends(figure):

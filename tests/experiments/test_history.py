@@ -2,27 +2,12 @@ import csv
 
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
 
 from keras_mlcl.experiments.history import head_names
 from keras_mlcl.experiments.history import plot_loss_curves
 from keras_mlcl.experiments.history import write_history_csv
 
 pytestmark = pytest.mark.backend_independent
-
-
-@pytest.fixture
-def saved_figures(monkeypatch):
-    """The figures `plot_loss_curves` saves, in order (they are still written)."""
-    figures = []
-    save = Figure.savefig
-
-    def record(figure, *args, **kwargs):
-        figures.append(figure)
-        return save(figure, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", record)
-    return figures
 
 
 def lines(figure):
