@@ -198,3 +198,27 @@ def test_bench_speed_command_writes_the_cases_it_is_given(tmp_path):
         assert entry["ratio"] == pytest.approx(entry["measured_ms"] / entry["baseline_ms"])
     with open(os.path.join(out, "speed.md"), encoding="utf-8") as f:
         assert "`heads4_vs_4x_one_head`" in f.read()
+
+
+@pytest.mark.backend_independent
+def test_a_validation_split_gives_validation_curves_and_retrieval_logs(tmp_path, saved_figures):
+    """With `x_val` in the data, each epoch logs the validation loss and Recall@1 / mAP@R per
+    level (history.csv), and each head's loss plot draws the validation curve beside the
+    training one."""
+    rng = np.random.default_rng(0)
+    fine = rng.integers(0, 4, size=160)
+    x = (rng.normal(size=(4, 8)) * 3)[fine] + rng.normal(size=(160, 8))
+    data = os.path.join(tmp_path, "val.npz")
+    np.savez(
+        data, x=x[:120], y_group=fine[:120] // 2, y_kind=fine[:120],
+        x_val=x[120:], y_val_group=fine[120:] // 2, y_val_kind=fine[120:],
+    )  # fmt: skip
+    out = os.path.join(tmp_path, "run")
+    args = ["train", "--data", data, "--epochs", "2", "--no-export", "--plot", "none"]
+    assert main([*args, "--out", out, "--quiet"]) == 0
+    with open(os.path.join(out, "history.csv")) as f:
+        header = f.readline().strip().split(",")
+    for column in ("val_loss", "val_kind_loss", "val_kind_recall_at_1", "val_group_map_at_r"):
+        assert column in header, header
+    labels = [[line.get_label() for line in figure.axes[0].get_lines()] for figure in saved_figures]
+    assert labels and all(names == ["train", "validation"] for names in labels), labels
