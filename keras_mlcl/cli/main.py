@@ -38,9 +38,9 @@ def load_data(args: argparse.Namespace, run_table: dict[str, Any] | None = None)
     """The `LabeledDataset` of `--data`: a named dataset, an `.npz` file, or a table read with
     the table options (or, for a table given without `--label-columns`, `run_table`: the
     columns a run was trained with)."""
+    from keras_mlcl.data import is_table
     from keras_mlcl.data import load_dataset
     from keras_mlcl.data import load_table
-    from keras_mlcl.experiments.saved_run import is_table
 
     given = [name for name in TABLE_OPTIONS if getattr(args, name) is not None]
     if not is_table(args.data):
@@ -181,7 +181,7 @@ def run_table(folder: str) -> dict[str, Any] | None:
 
 def input_paths(args: argparse.Namespace) -> list[str]:
     """The user's input data, which no run folder may contain."""
-    from keras_mlcl.experiments.saved_run import is_table
+    from keras_mlcl.data import is_table
 
     paths = [args.data] if args.data.endswith(".npz") or is_table(args.data) else []
     paths += [args.test_data] if getattr(args, "test_data", None) else []

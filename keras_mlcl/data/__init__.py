@@ -20,6 +20,7 @@ from keras_mlcl.data.splits import subsample
 from keras_mlcl.data.splits import train_test_split
 from keras_mlcl.data.splits import validation_split
 from keras_mlcl.data.tables import TableColumns
+from keras_mlcl.data.tables import is_table
 from keras_mlcl.data.tables import load_table
 from keras_mlcl.data.tables import read_table
 from keras_mlcl.data.tables import table_inputs
@@ -30,6 +31,7 @@ __all__ = [
     "COARSE_OF_FINE",
     "LabeledDataset",
     "TableColumns",
+    "is_table",
     "TextPreprocessor",
     "dataset_names",
     "dense_class_ids",

@@ -81,6 +81,19 @@ class TableColumns:
         return cls(**config)
 
 
+def is_table(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` names a table: a file ending in one of `SUFFIXES`, or a folder (a
+    Hugging Face `save_to_disk` dataset).
+
+    Example:
+
+    >>> is_table("items.csv"), is_table("items.npz")
+    (True, False)
+    """
+    path = os.fspath(path)
+    return path.lower().endswith(SUFFIXES) or os.path.isdir(path)
+
+
 def read_table(data: TableData) -> "pandas.DataFrame":
     """Reads a table into a `pandas.DataFrame`.
 

@@ -7,6 +7,7 @@ import numpy as np
 from keras_mlcl.evaluation.multilabel_metrics import check_train_test
 from keras_mlcl.evaluation.per_level import score_per_level
 from keras_mlcl.search.exact import exact_top_k
+from keras_mlcl.search.exact import unit_rows
 from keras_mlcl.utils.types import ArrayLike
 from keras_mlcl.utils.types import LevelLabels
 from keras_mlcl.utils.validation import check_choice
@@ -93,7 +94,7 @@ def nearest_rows(train_x: np.ndarray, test_x: np.ndarray, k: int, metric: str) -
     scikit-learn's brute-force search.
     """
     if metric == "cosine":
-        return exact_top_k(_unit_rows(test_x), _unit_rows(train_x), k)[0]
+        return exact_top_k(unit_rows(test_x), unit_rows(train_x), k)[0]
     if metric == "euclidean":
         references = np.concatenate([train_x, np.sum(train_x**2, axis=1, keepdims=True)], axis=1)
         queries = np.concatenate([2 * test_x, -np.ones((test_x.shape[0], 1))], axis=1)
@@ -102,11 +103,6 @@ def nearest_rows(train_x: np.ndarray, test_x: np.ndarray, k: int, metric: str) -
 
     search = NearestNeighbors(n_neighbors=k, metric=metric, algorithm="brute")
     return search.fit(train_x).kneighbors(test_x, return_distance=False)
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    """The rows of `x` scaled to unit L2 norm (zero rows stay zero)."""
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def knn_accuracy_per_level(

@@ -5,6 +5,7 @@ import numpy as np
 from keras_mlcl.evaluation.multilabel_metrics import check_embeddings
 from keras_mlcl.evaluation.multilabel_metrics import check_level_dicts
 from keras_mlcl.search.exact import exact_top_k
+from keras_mlcl.search.exact import unit_rows
 from keras_mlcl.utils.labels import as_class_ids
 from keras_mlcl.utils.types import ArrayLike
 from keras_mlcl.utils.types import LevelLabels
@@ -28,12 +29,6 @@ def _class_ids(name: str, labels: ArrayLike, num_rows: int) -> np.ndarray:
             f"`{name}` has {class_ids.shape[0]} rows but its embeddings have {num_rows}."
         )
     return class_ids
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    """The rows of `x` scaled to unit L2 norm (zero rows stay zero)."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
 
 
 def retrieval_metrics(
@@ -105,7 +100,7 @@ def retrieval_metrics(
                 f"Received: {queries.shape} and {references.shape}"
             )
     labelled = reference_y >= 0
-    references, reference_y = _unit_rows(references[labelled]), reference_y[labelled]
+    references, reference_y = unit_rows(references[labelled]), reference_y[labelled]
     query_rows = np.flatnonzero(query_y >= 0)
     # In leave-one-out, query row q is reference row `self_index[q]`.
     self_index = np.cumsum(labelled) - 1
@@ -119,7 +114,7 @@ def retrieval_metrics(
             "No labelled query has a reference of its class: retrieval metrics are "
             "undefined. Check that the queries' and references' classes overlap."
         )
-    queries = _unit_rows(queries)
+    queries = unit_rows(queries)
     searchable = references.shape[0] - int(leave_one_out)
     depth = min(max(max(ks), int(relevant.max())), searchable)
     hits = {k: 0 for k in ks}

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from keras_mlcl.data import TableColumns
+from keras_mlcl.data import is_table
 from keras_mlcl.data import read_table
 from keras_mlcl.data import table_inputs
 from keras_mlcl.experiments.encoders import Preprocessing
@@ -25,15 +26,7 @@ from keras_mlcl.search import EmbeddingIndex
 
 INDEX_FOLDER = "index"
 ENCODER_OUTPUT = "embedding"
-TABLE_SUFFIXES = (".csv", ".parquet", ".jsonl")
 MULTI_LABEL_JOIN = "|"
-
-
-def is_table(path: str | os.PathLike[str]) -> bool:
-    """Whether `path` names a table: a .csv, .parquet or .jsonl file, or a folder (a Hugging
-    Face `save_to_disk` dataset)."""
-    path = os.fspath(path)
-    return path.lower().endswith(TABLE_SUFFIXES) or os.path.isdir(path)
 
 
 def label_names(labels: np.ndarray, names: Sequence[str] | None, separator: str) -> np.ndarray:

@@ -11,6 +11,7 @@ import numpy as np
 
 from keras_mlcl.search.exact import check_rows
 from keras_mlcl.search.exact import exact_top_k
+from keras_mlcl.search.exact import unit_rows
 from keras_mlcl.search.faiss_engine import faiss_top_k
 from keras_mlcl.search.faiss_engine import import_faiss
 from keras_mlcl.utils.types import ArrayLike
@@ -22,12 +23,6 @@ FORMAT = "keras-mlcl-embedding-index"
 FORMAT_VERSION = 1
 ARRAYS_FILE = "index.npz"
 METADATA_FILE = "index.json"
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    """The rows of `x` scaled to unit L2 norm (zero rows stay zero), as float32."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.maximum(norms, 1e-12)).astype("float32")
 
 
 def _values(name: str, values: ArrayLike, size: int) -> np.ndarray:
@@ -136,7 +131,7 @@ class EmbeddingIndex:
                 f"`{name}` should have embeddings of width {self._embeddings.shape[1]}, the "
                 f"index's. Received width {embeddings.shape[1]}"
             )
-        return _unit_rows(embeddings)
+        return unit_rows(embeddings)
 
     def add(
         self,

@@ -35,6 +35,17 @@ def check_rows(name: str, x: ArrayLike) -> np.ndarray:
     return array
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """The rows of `x` scaled to unit L2 norm (zero rows stay zero), in `x`'s dtype.
+
+    Example:
+
+    >>> unit_rows(np.array([[3.0, 4.0], [0.0, 0.0]])).tolist()
+    [[0.6, 0.8], [0.0, 0.0]]
+    """
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 def check_search(
     queries: ArrayLike, references: ArrayLike, k: int
 ) -> tuple[np.ndarray, np.ndarray, int]:
