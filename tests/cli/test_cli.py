@@ -174,11 +174,9 @@ COMMITTED_RUN = os.path.join(
 
 
 @pytest.mark.backend_independent
-def test_committed_default_run_serves_its_recorded_outputs():
-    saved_model = os.path.join(COMMITTED_RUN, "saved_model")
-    check = np.load(os.path.join(saved_model, "serving_check.npz"))
-    assert check["inputs"].shape == (8, 28, 28, 1)
-    assert served_difference(saved_model) < 1e-5
+def test_committed_default_run_records_the_default_data():
+    """The committed run's record (its SavedModel is written by `make demo`, not committed:
+    a fresh export is served in tests/models/test_saving.py and here above)."""
     with open(os.path.join(COMMITTED_RUN, "results.json")) as f:
         results = json.load(f)
     assert results["dataset"] == "fashion_mnist" and results["levels"] == ["coarse", "fine"]
