@@ -82,15 +82,24 @@ def import_tensorflow_quietly() -> None:
 def run(argv: Sequence[str] | None = None) -> int:
     """Parses `argv` (exits 0 on --help/--version, 2 on a usage error), then runs the command.
 
+    An interrupt (Ctrl-C) while the libraries load is one line on stderr and exit code 130, as
+    it is while the command runs (`keras_mlcl.cli.main.run_command`).
+
     Returns:
         The exit code.
     """
-    for name in LIGHT_MODULES:
-        import_light(name)
-    args = import_light("keras_mlcl.cli.parser").parse_arguments(argv)
-    import_tensorflow_quietly()
-    from keras_mlcl.cli.main import run_command
-
+    try:
+        for name in LIGHT_MODULES:
+            import_light(name)
+        args = import_light("keras_mlcl.cli.parser").parse_arguments(argv)
+        import_tensorflow_quietly()
+        from keras_mlcl.cli.main import run_command
+    except KeyboardInterrupt:
+        print(
+            "keras-mlcl: interrupted before the command started; nothing was written",
+            file=sys.stderr,
+        )
+        return 130
     return run_command(args)
 
 

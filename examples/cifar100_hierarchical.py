@@ -10,12 +10,19 @@ and kNN accuracy of the frozen encoder per level.
     python examples/cifar100_hierarchical.py --smoke   # offline, tfds mock data
 
 `--smoke` runs end to end on a few mock images (tfds.testing.mock_data) in
-seconds: a check that the pipeline works, not a result.
+seconds: a check that the pipeline works, not a result. It needs tensorflow-datasets and
+TensorFlow: `pip install '.[data,tensorflow]'` in a clone.
 """
 
+# ruff: noqa: E402 (TensorFlow is imported quietly before Keras)
 import argparse
 import contextlib
+import sys
 import tempfile
+
+from keras_mlcl_launcher import import_tensorflow_quietly
+
+import_tensorflow_quietly()  # as the keras-mlcl command: no TensorFlow start-up logging
 
 import keras
 
@@ -57,6 +64,14 @@ def main(argv=None):
     parser.add_argument("--data-dir", help="tensorflow-datasets data folder")
     parser.add_argument("--smoke", action="store_true", help="tiny offline run on mock data")
     args = parser.parse_args(argv)
+    try:
+        import tensorflow  # noqa: F401
+        import tensorflow_datasets  # noqa: F401
+    except ImportError:
+        sys.exit(
+            "this example needs the `data` extra (tensorflow-datasets) and TensorFlow: "
+            "pip install '.[data,tensorflow]'"
+        )
 
     with contextlib.ExitStack() as stack:
         data_dir = args.data_dir

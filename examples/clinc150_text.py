@@ -10,11 +10,18 @@ download); views drop 10% of the tokens.
     python examples/clinc150_text.py --smoke   # one epoch on 2% of the data
 
 The data folder is `--data-dir`, else `$KERAS_MLCL_DATA`. `--smoke` without either runs on the
-tiny synthetic CLINC150 in `examples/smoke_data/` (offline, a fresh clone is enough).
+tiny synthetic CLINC150 in `examples/smoke_data/` (offline, a fresh clone is enough). It needs
+keras-hub: `pip install '.[hub]'` in a clone.
 """
 
+# ruff: noqa: E402 (TensorFlow is imported quietly before Keras)
 import argparse
 import os
+import sys
+
+from keras_mlcl_launcher import import_tensorflow_quietly
+
+import_tensorflow_quietly()  # as the keras-mlcl command: no TensorFlow start-up logging
 
 import keras
 
@@ -37,6 +44,10 @@ def main(argv=None):
     parser.add_argument("--ce-weight", type=float, default=1.0)
     parser.add_argument("--smoke", action="store_true", help="tiny run: 2%% of the data, 1 epoch")
     args = parser.parse_args(argv)
+    try:
+        import keras_hub  # noqa: F401
+    except ImportError:
+        sys.exit("this example needs the `hub` extra (keras-hub): pip install '.[hub]'")
     if args.smoke:
         args.epochs = 1
         if data_root(args.data_dir) is None:

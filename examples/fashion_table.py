@@ -11,11 +11,18 @@ test images. Then, as in the README's "Your own data":
     keras-mlcl search --run runs/fashion_table --data tables/test.csv --head product --k 5 \\
         --out neighbours.csv
 
-The folder is made if needed; files already there are never replaced.
+The folder is made if needed; files already there are never replaced. Writing the tables needs
+pandas, the `tables` extra (`pip install '.[tables]'` in a clone).
 """
 
+# ruff: noqa: E402 (TensorFlow is imported quietly before Keras)
 import argparse
 import os
+import sys
+
+from keras_mlcl_launcher import import_tensorflow_quietly
+
+import_tensorflow_quietly()  # as the keras-mlcl command: no TensorFlow start-up logging
 
 import numpy as np
 
@@ -39,6 +46,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folder", help="where to write train.csv and test.csv")
     args = parser.parse_args(argv)
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        sys.exit("this example needs the `tables` extra (pandas): pip install '.[tables]'")
     data = load_dataset("fashion_mnist")
     os.makedirs(args.folder, exist_ok=True)
     paths = [os.path.join(args.folder, name) for name in ("train.csv", "test.csv")]

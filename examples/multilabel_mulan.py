@@ -12,8 +12,13 @@ The data folder (holding `mulan/<name>/`) is `--data-dir`, else `$KERAS_MLCL_DAT
 without either runs on the tiny synthetic MULAN set in `examples/smoke_data/` (offline).
 """
 
+# ruff: noqa: E402 (TensorFlow is imported quietly before Keras)
 import argparse
 import os
+
+from keras_mlcl_launcher import import_tensorflow_quietly
+
+import_tensorflow_quietly()  # as the keras-mlcl command: no TensorFlow start-up logging
 
 from keras_mlcl.data import load_mulan
 from keras_mlcl.data.data_dirs import data_root

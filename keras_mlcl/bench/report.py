@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_mlcl.experiments.run_folder import run_folder
+
 
 def table_rows(results: dict[str, Any]) -> list[tuple[str, dict[tuple[str, str], Any]]]:
     """`[(row name, {(fraction, level): entry or None})]`: each method's probe row, followed by
@@ -193,17 +195,24 @@ def plot_quality_results(
     figure.savefig(path, format="png", dpi=110)
 
 
-def write_speed_results(results: dict[str, Any], out: str | os.PathLike[str]) -> None:
+def write_speed_results(
+    results: dict[str, Any], out: str | os.PathLike[str], overwrite: bool = False
+) -> None:
     """Writes `results` as `out/speed.json`, a Markdown table `out/speed.md` and, when the
-    results hold the `N` sweep, its plot `out/speed_sweep.png`."""
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "speed.json"), "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2)
-    with open(os.path.join(out, "speed.md"), "w", encoding="utf-8") as f:
-        f.write(speed_table(results))
-    if results.get("supcon_vs_matmul", {}).get("sweep"):
-        backend = results["supcon_vs_matmul"]["backend"]
-        plot_speed_sweep({backend: results}, os.path.join(out, "speed_sweep.png"))
+    results hold the `N` sweep, its plot `out/speed_sweep.png`.
+
+    `out` is a run folder (`keras_mlcl.experiments.run_folder`): new, empty, or (with
+    `overwrite`) an earlier keras-mlcl run, written beside, then moved there; a folder holding
+    anything else is refused (`RunFolderError`), untouched.
+    """
+    with run_folder(out, "bench speed", overwrite) as folder:
+        with open(os.path.join(folder, "speed.json"), "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2)
+        with open(os.path.join(folder, "speed.md"), "w", encoding="utf-8") as f:
+            f.write(speed_table(results))
+        if results.get("supcon_vs_matmul", {}).get("sweep"):
+            backend = results["supcon_vs_matmul"]["backend"]
+            plot_speed_sweep({backend: results}, os.path.join(folder, "speed_sweep.png"))
 
 
 def speed_table(results: dict[str, Any]) -> str:

@@ -51,6 +51,7 @@ import keras
 from keras_mlcl.bench import speed_cases
 from keras_mlcl.bench.machine import machine_description
 from keras_mlcl.bench.report import write_speed_results
+from keras_mlcl.experiments.run_folder import check_target
 
 TARGETS = {
     "supcon_vs_matmul": 1.3,
@@ -91,11 +92,14 @@ def run_speed_bench(
     dim: int = 128,
     torch_compile: bool | None = None,
     verbose: int = 1,
+    overwrite: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Runs the speed cases on the active backend and writes `speed.json`/`speed.md`.
 
     Args:
-        out: folder for `speed.json` and `speed.md`, created if needed.
+        out: run folder for `speed.json`, `speed.md` and the sweep's plot: new, empty, or
+            (with `overwrite`) an earlier keras-mlcl run; checked before any case runs, and
+            written beside, then moved there (`keras_mlcl.experiments.run_folder`).
             Defaults to None (nothing written).
         cases: names among `CASES`. Defaults to all of them;
             `vs_pml_supcon` is reported as skipped (with the reason) off the
@@ -116,6 +120,7 @@ def run_speed_bench(
         torch_compile: also time `torch.compile` in `supcon_vs_matmul` on
             torch. Defaults to `not quick`.
         verbose: 1 shows a Keras progress bar, 0 nothing.
+        overwrite: whether a finished earlier run in `out` may be replaced. Defaults to False.
 
     Returns:
         A dict `{case: {"ratio": float or None, "target": float,
@@ -145,6 +150,8 @@ def run_speed_bench(
     sizes = tuple(int(s) for s in sizes)
     if any(s < 2 for s in sizes):
         raise ValueError(f"`sizes` should be ints >= 2. Received: `sizes`={sizes}")
+    if out is not None:
+        check_target(out, overwrite=overwrite)
     if torch_compile is None:
         torch_compile = not quick
     backend = keras.backend.backend()
@@ -206,7 +213,7 @@ def run_speed_bench(
             progress.add(1)
         results[case] = _finish(case, entry, context)
     if out is not None:
-        write_speed_results(results, out)
+        write_speed_results(results, out, overwrite=overwrite)
     return results
 
 

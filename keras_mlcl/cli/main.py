@@ -7,7 +7,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -102,20 +101,24 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def check_tensorboard() -> None:
-    """Raises a `UsageError` when `--tensorboard` cannot work (it writes through TensorFlow)."""
+    """Raises a `UsageError` when `--tensorboard` cannot work: its logs are written through
+    TensorFlow and its `tensorboard` package, which the `tensorboard` extra installs."""
     import importlib.util
 
-    if importlib.util.find_spec("tensorflow") is None:
-        raise UsageError(
-            "`--tensorboard` writes its logs through TensorFlow, which is not installed; "
-            "install keras-mlcl[tensorflow] or tensorflow, or drop --tensorboard."
-        )
+    for package in ("tensorflow", "tensorboard"):
+        if importlib.util.find_spec(package) is None:
+            raise UsageError(
+                f"`--tensorboard` writes its logs through the `{package}` package, which is not "
+                "installed; install keras-mlcl[tensorboard] (or the package), or drop "
+                "--tensorboard."
+            )
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """`keras-mlcl evaluate`: scores a saved model per level and writes the metrics file."""
     from keras_mlcl.experiments import evaluate_saved_run
     from keras_mlcl.experiments.run_folder import add_to_run
+    from keras_mlcl.utils.atomic_write import write_beside
 
     if not os.path.isfile(args.model):
         raise UsageError(f"`--model` should be a model.keras file. Not found: {args.model!r}")
@@ -128,30 +131,22 @@ def run_evaluate(args: argparse.Namespace) -> int:
         **evaluate_saved_run(args.model, dataset, verbose=verbose),
         "written_by": METRICS_WRITER,
     }
-    try:
-        handle, partial = tempfile.mkstemp(
-            prefix=f".{os.path.basename(out)}.keras-mlcl-tmp-", dir=os.path.dirname(out) or "."
-        )
-    except OSError as error:
-        raise UsageError(f"`--out` {out!r} cannot be written: {error.strerror}") from None
-    try:
-        with os.fdopen(handle, "w") as f:
+    with write_beside(out, replace=True) as partial:
+        with open(partial, "w", encoding="utf-8") as f:
             json.dump(metrics, f, indent=2)
         if os.path.dirname(os.path.abspath(out)) == folder:
             add_to_run(folder, os.path.basename(out))
-        os.replace(partial, out)
-    except OSError as error:
-        raise UsageError(f"`--out` {out!r} cannot be written: {error.strerror}") from None
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
     if not args.quiet:
         print(json.dumps(metrics, indent=2))
     return 0
 
 
 def check_metrics_target(out: str, overwrite: bool) -> None:
-    """Refuses an `evaluate --out` file that exists, unless keras-mlcl wrote it and may replace."""
+    """Refuses an `evaluate --out` file that exists, unless keras-mlcl wrote it and may replace,
+    or whose folder does not exist."""
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise UsageError(f"`--out` {out!r}: the folder {parent!r} does not exist.")
     if not os.path.exists(out):
         return
     if os.path.isdir(out):
@@ -233,7 +228,11 @@ def run_bench(args: argparse.Namespace) -> int:
         if cases is not None and not set(cases) <= set(CASES):
             raise UsageError(f"`--cases` should be among {list(CASES)}. Received: {args.cases!r}")
         results = run_speed_bench(
-            out=args.out, cases=cases, quick=args.quick, verbose=0 if args.quiet else 1
+            out=args.out,
+            cases=cases,
+            quick=args.quick,
+            verbose=0 if args.quiet else 1,
+            overwrite=args.overwrite,
         )
         if not args.quiet:
             print(speed_table(results))
@@ -292,6 +291,10 @@ def summary(results: dict[str, Any], out: str) -> str:
 def run_command(args: argparse.Namespace) -> int:
     """Runs the parsed command `args`; a user's mistake is one line on stderr and exit code 2.
 
+    A failed write (a full disk) is one line naming the file, exit code 1; an interrupt
+    (Ctrl-C) one line, exit code 130. Either way what `--out` held is kept: a run, a metrics
+    file or a search's output is written beside its target and moved there only when complete.
+
     Returns:
         The exit code.
     """
@@ -316,6 +319,16 @@ def run_command(args: argparse.Namespace) -> int:
         message = " ".join(str(e).split())
         print(f"keras-mlcl: error: {message}", file=sys.stderr)
         return 2
+    except OSError as e:  # e.g. ENOSPC, EFBIG (`ulimit -f`), EIO while writing
+        where = "" if e.filename is None else f": {e.filename!r}"
+        print(f"keras-mlcl: error: {e.strerror or e}{where}; nothing was replaced", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            "keras-mlcl: interrupted; nothing was written, and what --out held is kept",
+            file=sys.stderr,
+        )
+        return 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:

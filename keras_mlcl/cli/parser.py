@@ -15,6 +15,7 @@ from typing import NoReturn
 from keras_mlcl.experiments.options import METHOD_OPTIONS
 from keras_mlcl.experiments.options import METHODS
 from keras_mlcl.experiments.options import WITHOUT_JOINT_CE
+from keras_mlcl.experiments.options import MethodOption
 from keras_mlcl.experiments.options import parse_method
 from keras_mlcl.version import __version__
 
@@ -22,6 +23,8 @@ PROG = "keras-mlcl"
 DEFAULT_DATA = "fashion_mnist"
 DEFAULT_METHOD = "mlcl"
 DEFAULT_EPOCHS = 15
+# Options naming a file or folder: an empty string is refused (it would mean the default).
+PATH_OPTIONS = ("data", "test_data", "data_dir", "references", "model", "run", "out")
 METHODS_HELP = f"{', '.join(METHODS)}, or <method>+ce (not {', '.join(WITHOUT_JOINT_CE)})"
 
 
@@ -80,6 +83,18 @@ def float_above(minimum: float, inclusive: bool, what: str) -> Callable[[str], f
     return parse
 
 
+def option_value(option: MethodOption) -> Callable[[str], float]:
+    """An argparse type: a valid value of the method option `option` (its `expected`)."""
+
+    def parse(text: str) -> float:
+        try:
+            return option.check(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"should be {option.expected}, not {text!r}") from None
+
+    return parse
+
+
 def epochs_per_fraction(text: str) -> dict[float, int]:
     """An argparse type: `"0.1:30,1.0:5"` as `{0.1: 30, 1.0: 5}`."""
     epochs = {}
@@ -100,7 +115,6 @@ def epochs_per_fraction(text: str) -> dict[float, int]:
 positive_int = int_at_least(1, "positive")
 non_negative_int = int_at_least(0, "non-negative")
 positive_float = float_above(0.0, False, "positive")
-non_negative_float = float_above(0.0, True, "non-negative")
 
 DATA_HELP = (
     "dataset name, or a .npz, .csv, .parquet or .jsonl file, or a folder written by Hugging Face "
@@ -139,7 +153,7 @@ def add_training_options(train: argparse.ArgumentParser) -> None:
     for option in METHOD_OPTIONS:
         train.add_argument(
             option.flag,
-            type=non_negative_float if option.allows_zero else positive_float,
+            type=option_value(option),
             default=option.default,
             help=f"{option.scope}: {option.help}",
         )
@@ -296,7 +310,10 @@ def add_bench(commands: Subparsers) -> None:
         "4 heads vs 4 single heads, fit step vs CE step) and, on torch, the speed-up over "
         "pytorch-metric-learning's SupConLoss; writes DIR/speed.json and DIR/speed.md.",
     )
-    speed.add_argument("--out", required=True, help="output folder")
+    speed.add_argument("--out", required=True, help="output folder (new, empty, or --overwrite)")
+    speed.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier bench in --out when done"
+    )
     speed.add_argument("--quick", action="store_true", help="small sizes, few repeats")
     speed.add_argument(
         "--cases",
@@ -404,6 +421,11 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    empty = [name for name in PATH_OPTIONS if getattr(args, name, None) == ""]
+    if empty:
+        flag = "--" + empty[0].replace("_", "-")
+        message = f"argument {flag}: expected a path, received an empty string"
+        parser.exit(2, one_error_line(f"{PROG} {args.command}", message))
     refusal = method_refusal(args) if args.command == "train" else None
     if refusal is not None:
         parser.exit(2, one_error_line(f"{PROG} train", refusal))

@@ -9,6 +9,7 @@ import numpy as np
 from keras_mlcl.data.data_dirs import data_root
 from keras_mlcl.data.labeled_dataset import LabeledDataset
 from keras_mlcl.data.registry import register_dataset
+from keras_mlcl.utils.validation import check_readable
 
 # A split: images `(N, 32, 32, 3)` and `{"coarse": ids, "fine": ids}`.
 _Split = tuple[np.ndarray, dict[str, np.ndarray]]
@@ -96,6 +97,7 @@ def _load_pickle_split(folder: str, split: str) -> _Split:
 def _load_from_pickle(data_dir: str | os.PathLike[str] | None) -> _Splits:
     folders = [os.fspath(data_dir)] if data_dir is not None else default_pickle_dirs()
     for folder in folders:
+        check_readable("The CIFAR-100 folder", folder)
         if os.path.isfile(os.path.join(folder, "train")) and os.path.isfile(
             os.path.join(folder, "test")
         ):
@@ -196,6 +198,7 @@ def load_cifar100(
         )
     if data_dir is not None:
         data_dir = os.path.expanduser(os.fspath(data_dir))
+        check_readable("The CIFAR-100 folder `data_dir`", data_dir)
     if source == "tfds":
         x, labels, x_test, test_labels, class_names = _load_from_tfds(data_dir, download)
     else:

@@ -2,14 +2,17 @@
 
 import json
 import os
+from typing import Any
 
 import numpy as np
 
 from keras_mlcl.data.data_dirs import dataset_folder
 from keras_mlcl.data.labeled_dataset import LabeledDataset
 from keras_mlcl.data.registry import register_dataset
+from keras_mlcl.utils.validation import check_readable
 
 OUT_OF_SCOPE = "oos"
+_SPLITS = ("train", "val", "test")
 _FILES = ("data_full.json", "domains.json")
 
 
@@ -19,12 +22,82 @@ def _resolve_folder(path: str | os.PathLike[str] | None) -> str:
     else:
         path = os.path.expanduser(os.fspath(path))
         folder = os.path.dirname(path) if os.path.isfile(path) else path
+    check_readable("The CLINC150 folder", folder)
     if not all(os.path.isfile(os.path.join(folder, name)) for name in _FILES):
         raise FileNotFoundError(
             f"CLINC150 ('data_full.json' and 'domains.json') was not found in {folder!r}: it "
             "should hold both files (from github.com/clinc/oos-eval, CC BY 3.0)."
         )
     return folder
+
+
+def _read_json(path: str) -> Any:
+    """The content of the JSON file `path`, or a one-line `ValueError` naming it."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except UnicodeDecodeError as error:
+        reason = f"bytes that are not UTF-8 text ({error.reason} at byte {error.start})"
+    except json.JSONDecodeError as error:
+        reason = f"text that is not JSON ({error.msg}: line {error.lineno}, column {error.colno})"
+    raise ValueError(f"The CLINC150 file {path!r} should be JSON. Received {reason}")
+
+
+def _check_domains(path: str, domains: Any) -> None:
+    """Checks `domains.json`: an object mapping each domain to a list of intent names."""
+    received: str | None
+    if not isinstance(domains, dict) or not domains:
+        received = "an empty object" if isinstance(domains, dict) else _json_kind(domains)
+    else:
+        received = next(
+            (
+                f"domain {domain!r}: {str(intents)[:80]}"
+                for domain, intents in domains.items()
+                if not (isinstance(intents, list) and all(isinstance(i, str) for i in intents))
+            ),
+            None,
+        )
+    if received is not None:
+        raise ValueError(
+            f"The CLINC150 file {path!r} should be a JSON object mapping each domain to a list "
+            f"of intent names. Received: {received}"
+        )
+
+
+def _check_splits(path: str, splits: Any) -> None:
+    """Checks `data_full.json`: an object with a list of `[text, intent]` pairs per split."""
+    if not isinstance(splits, dict):
+        raise ValueError(
+            f"The CLINC150 file {path!r} should be a JSON object with the splits "
+            f"{list(_SPLITS)}. Received: {_json_kind(splits)}"
+        )
+    missing = [split for split in _SPLITS if split not in splits]
+    if missing:
+        raise ValueError(
+            f"The CLINC150 file {path!r} should hold the splits {list(_SPLITS)}. Missing: "
+            f"{missing}; received keys: {list(splits)[:10]}"
+        )
+    received: str | None
+    for split in _SPLITS + tuple(f"oos_{split}" for split in _SPLITS if f"oos_{split}" in splits):
+        rows = splits[split]
+        if not isinstance(rows, list):
+            received = _json_kind(rows)
+        else:
+            received = next((str(row)[:80] for row in rows if not _is_pair(row)), None)
+        if received is not None:
+            raise ValueError(
+                f"The CLINC150 file {path!r} should hold split {split!r} as a list of "
+                f"[text, intent] pairs of strings. Received: {received}"
+            )
+
+
+def _is_pair(row: Any) -> bool:
+    return isinstance(row, list) and len(row) == 2 and all(isinstance(v, str) for v in row)
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return f"a JSON {kinds.get(type(value), 'number')}"
 
 
 def load_clinc150(
@@ -55,10 +128,10 @@ def load_clinc150(
     (10, 150)
     """
     folder = _resolve_folder(path)
-    with open(os.path.join(folder, "data_full.json"), encoding="utf-8") as file:
-        splits = json.load(file)
-    with open(os.path.join(folder, "domains.json"), encoding="utf-8") as file:
-        domains = json.load(file)
+    splits = _read_json(os.path.join(folder, "data_full.json"))
+    domains = _read_json(os.path.join(folder, "domains.json"))
+    _check_domains(os.path.join(folder, "domains.json"), domains)
+    _check_splits(os.path.join(folder, "data_full.json"), splits)
     domain_names = sorted(domains)
     intent_names = []
     domain_of_intent = []

@@ -16,6 +16,7 @@ from keras_mlcl.data.labeled_dataset import LabeledDataset
 from keras_mlcl.data.npz import load_npz
 from keras_mlcl.data.registry import register_dataset
 from keras_mlcl.utils.types import ArrayLike
+from keras_mlcl.utils.validation import check_readable
 
 FINE_CLASS_NAMES = (
     "T-shirt/top",
@@ -112,6 +113,7 @@ def read_fashion_mnist_idx(path: str | os.PathLike[str] | None = None) -> dict[s
     """
     folders = [os.fspath(path)] if path is not None else default_full_dirs()
     for folder in folders:
+        check_readable("The Fashion-MNIST folder", folder)
         found = {key: _find_idx_file(folder, stem) for key, stem in _FILES.items()}
         files = {key: file for key, file in found.items() if file is not None}
         if len(files) == len(_FILES):

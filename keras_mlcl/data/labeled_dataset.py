@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_mlcl.data.labels import check_class_names
+from keras_mlcl.data.labels import check_labelled
 from keras_mlcl.data.labels import check_labels
 from keras_mlcl.data.labels import check_same_levels
 from keras_mlcl.data.labels import encode_string_labels
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
     from keras_mlcl.data.tables import TableColumns
 
 _SPLITS = (("", "x", "labels"), ("test", "x_test", "test_labels"), ("val", "x_val", "val_labels"))
+# The largest magnitude the model's float32 inputs can hold; larger float64 values become Inf.
+_FLOAT32_MAX = np.finfo("float32").max
 
 
 @dataclasses.dataclass
@@ -80,6 +84,7 @@ class LabeledDataset:
         self._encode_string_labels()
         self.x = _check_inputs("x", self.x)
         self.labels = check_labels("labels", self.labels, len(self.x))
+        check_labelled("labels", self.labels)
         for split in ("test", "val"):
             x_name = f"x_{split}"
             labels_name = f"{split}_labels"
@@ -108,6 +113,8 @@ class LabeledDataset:
                     f"`class_names` should only name levels of `labels` ({self.levels}). "
                     f"Received: `class_names` for {unknown}"
                 )
+            splits = [self.labels, self.test_labels, self.val_labels]
+            check_class_names(self.class_names, [labels for labels in splits if labels])
         for split, x_name, _ in _SPLITS:
             ids_name = f"{split}_ids" if split else "ids"
             setattr(self, ids_name, _check_ids(ids_name, getattr(self, ids_name), x_name, self))
@@ -194,14 +201,32 @@ def _check_inputs(name: str, x: Any, like: np.ndarray | None = None) -> np.ndarr
         raise ValueError(
             f"`{name}` should hold numbers or strings. Received: `{name}.dtype`={x.dtype}"
         )
+    if len(x) == 0:
+        raise ValueError(
+            f"`{name}` should hold at least one sample. Received: `{name}.shape`={x.shape}"
+        )
+    if x.size == 0:
+        raise ValueError(
+            f"`{name}` should have at least one feature per sample. "
+            f"Received: `{name}.shape`={x.shape}"
+        )
     if x.dtype.kind == "f":
         finite = np.isfinite(x).reshape(len(x), -1).all(axis=1)
         if not finite.all():
             rows = np.flatnonzero(~finite)
-            more = f" (and {len(rows) - 1} more)" if len(rows) > 1 else ""
             raise ValueError(
-                f"`{name}` should hold finite values only. Row {rows[0]}{more} has NaN or Inf."
+                f"`{name}` should hold finite values only. Row {rows[0]}{_more(rows)} has NaN "
+                "or Inf."
             )
+        if x.dtype.itemsize > _FLOAT32_MAX.dtype.itemsize:
+            within = (np.abs(x) <= _FLOAT32_MAX).reshape(len(x), -1).all(axis=1)
+            if not within.all():
+                rows = np.flatnonzero(~within)
+                raise ValueError(
+                    f"`{name}` should hold values within float32's range (|value| <= "
+                    f"{_FLOAT32_MAX:.4g}), the precision the model computes in. Row "
+                    f"{rows[0]}{_more(rows)} has {np.abs(x[rows[0]]).max():.4g}."
+                )
     if like is not None:
         kind, like_kind = (("strings" if a.dtype.kind in "USO" else "numbers") for a in (x, like))
         if kind != like_kind or x.shape[1:] != like.shape[1:]:
@@ -239,6 +264,10 @@ def _check_ids(name: str, ids: Any, x_name: str, dataset: LabeledDataset) -> np.
             f"on rows {row} and {later} (0-based)"
         )
     return array.astype("int64") if array.dtype.kind in "iu" else array
+
+
+def _more(rows: np.ndarray) -> str:
+    return f" (and {len(rows) - 1} more)" if len(rows) > 1 else ""
 
 
 def _none_or_shape(array: Any) -> str:

@@ -124,6 +124,48 @@ def check_labels(name: str, labels: LevelLabels, num_samples: int) -> dict[str, 
     return checked
 
 
+def check_labelled(name: str, labels: Mapping[str, np.ndarray]) -> None:
+    """Checks that each class-id level of `labels` labels at least one row.
+
+    Args:
+        name: how the error messages call the dict, e.g. `"labels"`.
+        labels: dict `{level name: int32 array}`, as `check_labels` returns it.
+    """
+    for level, values in labels.items():
+        if values.ndim == 1 and not np.any(values >= 0):
+            raise ValueError(
+                f"`{name}[{level!r}]` should label at least one row; every class id is -1 "
+                "(unlabelled). Drop the level or label some of its rows."
+            )
+
+
+def check_class_names(
+    class_names: Mapping[str, Sequence[str]], splits: Sequence[Mapping[str, np.ndarray]]
+) -> None:
+    """Checks that `class_names` names every class id, or every multi-hot column, of its levels.
+
+    Args:
+        class_names: dict `{level: names}`.
+        splits: the label dicts of every split, each `{level: int32 array}`.
+    """
+    for level, names in class_names.items():
+        arrays = [labels[level] for labels in splits]
+        if arrays[0].ndim == 2:
+            width = arrays[0].shape[1]
+            if len(names) != width:
+                raise ValueError(
+                    f"`class_names[{level!r}]` should name each of the {width} multi-hot "
+                    f"columns of level {level!r}. Received: {len(names)} names"
+                )
+            continue
+        largest = max(int(values.max(initial=-1)) for values in arrays)
+        if largest >= len(names):
+            raise ValueError(
+                f"`class_names[{level!r}]` should name every class id of level {level!r} "
+                f"(0 to {largest}). Received: {len(names)} names for largest class id {largest}"
+            )
+
+
 def check_same_levels(
     train_name: str,
     train_labels: Mapping[str, np.ndarray],

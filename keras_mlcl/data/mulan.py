@@ -16,6 +16,7 @@ import numpy as np
 from keras_mlcl.data.data_dirs import dataset_folder
 from keras_mlcl.data.labeled_dataset import LabeledDataset
 from keras_mlcl.data.registry import register_dataset
+from keras_mlcl.utils.validation import check_readable
 
 _SUFFIXES = ("-train.arff", "-test.arff", ".xml")
 # The MULAN sets `load_dataset` knows, as `mulan_<name>`.
@@ -83,7 +84,12 @@ def parse_arff(text: str) -> tuple[list[str], np.ndarray]:
 
 def read_label_names(path: str | os.PathLike[str]) -> list[str]:
     """The label names of a MULAN `<name>.xml` file, in document order."""
-    root = ElementTree.parse(path).getroot()
+    try:
+        root = ElementTree.parse(path).getroot()
+    except ElementTree.ParseError as error:
+        raise ValueError(
+            f"The MULAN label file {os.fspath(path)!r} is not well-formed XML: {error}"
+        ) from None
     names = [
         name
         for element in root.iter()
@@ -101,6 +107,7 @@ def _resolve_folder(name: str, path: str | os.PathLike[str] | None) -> str:
         path = os.path.expanduser(os.fspath(path))
         folders = [path, os.path.join(path, name)]
     for folder in folders:
+        check_readable(f"The MULAN {name!r} folder", folder)
         if all(os.path.isfile(os.path.join(folder, f"{name}{suffix}")) for suffix in _SUFFIXES):
             return folder
     raise FileNotFoundError(
@@ -110,8 +117,14 @@ def _resolve_folder(name: str, path: str | os.PathLike[str] | None) -> str:
 
 
 def _read_split(path: str, label_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    with open(path, encoding="utf-8") as file:
-        text = file.read()
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{os.fspath(path)!r} should be an ARFF text file (UTF-8). Received bytes that are "
+            f"not text: {error.reason} at byte {error.start}"
+        ) from None
     try:
         names, values = parse_arff(text)
     except ValueError as error:

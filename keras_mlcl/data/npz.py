@@ -1,6 +1,8 @@
 """The keras-mlcl `.npz` dataset format: `load_npz` and `save_npz`."""
 
+import math
 import os
+import tokenize
 import zipfile
 import zlib
 
@@ -9,8 +11,10 @@ import numpy as np
 from keras_mlcl.data.labeled_dataset import LabeledDataset
 from keras_mlcl.data.labels import as_label_array
 from keras_mlcl.data.labels import check_same_kind
+from keras_mlcl.utils.atomic_write import write_beside
 from keras_mlcl.utils.class_names import string_labels
 from keras_mlcl.utils.types import LevelLabels
+from keras_mlcl.utils.validation import check_readable
 
 # Prefixes of the optional held-out splits in an `.npz` file (`x_test` + `y_test_<level>`).
 _SPLIT_KEYS = {"test": ("x_test", "y_test"), "val": ("x_val", "y_val")}
@@ -46,6 +50,7 @@ def load_npz(path: str | os.PathLike[str]) -> LabeledDataset:
     ['coarse', 'fine']
     """
     path = os.fspath(path)
+    check_readable("The `.npz` dataset file", path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No `.npz` dataset file at {path!r}.")
     arrays = _read_npz(path)
@@ -152,8 +157,10 @@ def _read_npz(path: str) -> dict[str, np.ndarray]:
         )
         raise ValueError(f"{path!r} is not an .npz archive (numpy.savez output): it is {what}.")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
+        problem = _member_problem(path)
+        if problem is None:
+            with np.load(path, allow_pickle=False) as archive:
+                return {key: archive[key] for key in archive.files}
     except ValueError as error:
         if "allow_pickle" in str(error):
             raise ValueError(
@@ -164,6 +171,47 @@ def _read_npz(path: str) -> dict[str, np.ndarray]:
     except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError) as e:
         reason = " ".join(str(e).split()) or type(e).__name__
         raise ValueError(f"Cannot read the .npz archive {path!r} (corrupt?): {reason}") from None
+    except MemoryError as error:
+        raise ValueError(
+            f"Cannot read the .npz archive {path!r}: its arrays do not fit in memory ({error})."
+        ) from None
+    raise ValueError(f"The .npz archive {path!r} has a corrupt member {problem}.")
+
+
+def _member_problem(path: str) -> str | None:
+    """What is wrong with the first member of the zip `path` that is not a sound `.npy` array.
+
+    Only each member's `.npy` header is read: the size it declares (shape x item size) is
+    compared with the member's size in the zip directory, so a corrupt or forged header is
+    found before any array is allocated.
+
+    Returns:
+        `"'<member>': <what is wrong>"`, or `None` when every member is sound.
+    """
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as member:
+                try:
+                    version = np.lib.format.read_magic(member)
+                    read_header = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = read_header(member)
+                except (ValueError, SyntaxError, tokenize.TokenError) as error:
+                    reason = " ".join(str(error.args[0] if error.args else error).split())
+                    return f"{info.filename!r}: its .npy header cannot be read ({reason})"
+                header_size = member.tell()
+            if dtype.hasobject:  # pickled: refused by `np.load(allow_pickle=False)`
+                continue
+            declared = header_size + math.prod(shape) * dtype.itemsize
+            if declared != info.file_size:
+                return (
+                    f"{info.filename!r}: its header declares a {dtype} array of shape {shape} "
+                    f"({declared:,} bytes), but the member holds {info.file_size:,} bytes"
+                )
+    return None
 
 
 def _npz_key(prefix: str, level: str, single: bool) -> str:
@@ -196,7 +244,9 @@ def save_npz(dataset: LabeledDataset, path: str | os.PathLike[str]) -> str:
 
     Args:
         dataset: the `LabeledDataset` to write.
-        path: the output path (`.npz` is appended by NumPy when missing).
+        path: the output path (`.npz` is appended when missing). The file is written beside
+            it, then moved there: an earlier file at `path` is replaced only once the new one
+            is complete, and is kept when the write fails.
 
     Returns:
         The path written.
@@ -230,5 +280,8 @@ def save_npz(dataset: LabeledDataset, path: str | os.PathLike[str]) -> str:
         if ids is not None:
             arrays[key] = ids
     path = os.fspath(path)
-    np.savez_compressed(path, **arrays)
-    return path if path.endswith(".npz") else path + ".npz"
+    path = path if path.endswith(".npz") else path + ".npz"
+    with write_beside(path, replace=True) as partial:
+        with open(partial, "wb") as f:
+            np.savez_compressed(f, **arrays)
+    return path

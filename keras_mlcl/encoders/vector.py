@@ -20,6 +20,8 @@ def vector_encoder(
     MULAN medical, 555 of 1,449 features are constant in training and half the
     test rows use one).
 
+    A feature whose variance overflows float32 is refused (`ValueError`).
+
     Args:
         x_train: float array `(N, F)`, the training features.
         embedding_dim: positive int, the embedding size. Defaults to 128.
@@ -37,6 +39,14 @@ def vector_encoder(
     """
     x_train = np.asarray(x_train, dtype="float64")
     variance = x_train.var(axis=0)
+    too_wide = np.flatnonzero(~(variance <= np.finfo("float32").max))
+    if too_wide.size:
+        column = int(too_wide[0])
+        raise ValueError(
+            f"`x_train` column {column} spreads too widely to standardise in float32 (variance "
+            f"{variance[column]:.3g}, above {np.finfo('float32').max:.3g}; {too_wide.size} "
+            "column(s) in all): rescale the feature."
+        )
     normalization = keras.layers.Normalization(
         mean=x_train.mean(axis=0), variance=np.where(variance > 0, variance, 1.0)
     )

@@ -12,6 +12,7 @@ from keras_mlcl.data.text_preprocessor import TextPreprocessor
 from keras_mlcl.encoders import image_encoder
 from keras_mlcl.encoders import text_encoder
 from keras_mlcl.encoders import vector_encoder
+from keras_mlcl.encoders.image import check_image_shape
 from keras_mlcl.layers import TokenDropout
 from keras_mlcl.layers import image_views
 
@@ -120,6 +121,10 @@ def build_encoder(
     x = preprocessing(x_train)
     if kind == "image":
         height, width = x.shape[1:3]
+        try:
+            check_image_shape(x.shape[1:])
+        except ValueError as error:
+            raise ValueError(f"`x` holds {height}x{width} images: {error}") from None
         augment = image_views(height, width, crop_padding=2, flip=True, value_range=(0.0, 255.0))
         return preprocessing, image_encoder(x.shape[1:], EMBEDDING_DIM), augment
     augment = keras.layers.Dropout(0.2, seed=random.randint(0, 2**31 - 1))

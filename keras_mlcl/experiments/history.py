@@ -5,6 +5,8 @@ import os
 from collections.abc import Mapping
 from collections.abc import Sequence
 
+from keras_mlcl.utils.names import file_name_part
+
 History = Mapping[str, Sequence[float]]
 """A `keras.callbacks.History.history` dict: `{name: [value per epoch]}`."""
 
@@ -45,6 +47,9 @@ def write_history_csv(history: History, path: str | os.PathLike[str]) -> None:
 
 def plot_loss_curves(history: History, folder: str, title: str = "") -> list[str]:
     """Writes `loss_<head>.png` (the head's loss per epoch) for each head of `history`.
+
+    `<head>` is `keras_mlcl.utils.names.file_name_part(head)`: the head's name when it is a
+    plain ASCII identifier of at most 64 characters, else a safe, bounded name derived from it.
 
     When `history` also holds `val_<head>_loss` (a `fit` with validation data), the validation
     loss is drawn in the same plot, with a "train" / "validation" legend. A validation list
@@ -88,7 +93,7 @@ def plot_loss_curves(history: History, folder: str, title: str = "") -> list[str
         axes.set_title(f"{title}{': ' if title else ''}{head} head")
         axes.grid(alpha=0.3)
         figure.tight_layout()
-        name = f"loss_{head}.png"
+        name = f"loss_{file_name_part(head)}.png"
         figure.savefig(os.path.join(folder, name), dpi=100)
         written.append(name)
     return written

@@ -34,6 +34,7 @@ from keras_mlcl.data.label_groups import label_groups
 from keras_mlcl.experiments.options import DEFAULTS
 from keras_mlcl.experiments.options import LABEL_HEAD_METHODS
 from keras_mlcl.experiments.options import METHODS as METHODS  # exported by the package
+from keras_mlcl.experiments.options import OPTIONS
 from keras_mlcl.experiments.options import parse_method
 from keras_mlcl.losses import HiMulCon
 from keras_mlcl.losses import MultiLevelSupCon
@@ -68,7 +69,9 @@ def head_weights(
     labels: Any, groups: dict[str, list[int]], weight_power: float
 ) -> dict[str, float]:
     """`{head: weight}`: `share ** weight_power`, scaled to a mean of 1 over the heads with a
-    positive; 0 for a head without one (see the module doc)."""
+    positive; 0 for a head without one (see the module doc). `weight_power` should be in
+    [0, `MAX_WEIGHT_POWER`] (`keras_mlcl.experiments.options`), which keeps the weights finite."""
+    weight_power = OPTIONS["weight_power"].check(weight_power)
     labels = np.asarray(labels)
     labels = labels[np.all(labels >= 0, axis=1)]
     shares = {

@@ -10,16 +10,22 @@ help and defaults, the refusal of an option the method does not use), the `train
 It imports the standard library only: the `keras-mlcl` launcher loads it before Keras, so
 that `--help` and usage errors answer at once. Keep it so.
 
-| option | default | methods |
-|---|---|---|
-| `temperature` | 0.1 | every method but `ce` and `bce` |
-| `coarse_temperature` | 0.5 | `mlcl`, `mlcl+ce` |
-| `coarse_weight` | 1.0 | `mlcl`, `mlcl+ce` |
-| `weight_power` | 0.0 | `mlcl-labels`, `mlcl-groups` |
-| `ce_weight` | 1.0 | `<method>+ce` |
+| option | default | values | methods |
+|---|---|---|---|
+| `temperature` | 0.1 | >= 1e-4 | every method but `ce` and `bce` |
+| `coarse_temperature` | 0.5 | >= 1e-4 | `mlcl`, `mlcl+ce` |
+| `coarse_weight` | 1.0 | >= 0 | `mlcl`, `mlcl+ce` |
+| `weight_power` | 0.0 | in [0, 10] | `mlcl-labels`, `mlcl-groups` |
+| `ce_weight` | 1.0 | > 0 | `<method>+ce` |
+
+Temperatures are at least `MIN_TEMPERATURE`, the losses' bound (`keras_mlcl.losses.temperature`,
+which this module cannot import: it imports Keras). `weight_power` is at most
+`MAX_WEIGHT_POWER`: a head's weight is a share of rows, at least `1 / N`, to that power, which
+stays a positive float64 for any `N` below 1e30.
 """
 
 import dataclasses
+import math
 
 METHODS = (
     "ce",
@@ -38,6 +44,8 @@ LABEL_HEAD_METHODS = ("mlcl-labels", "mlcl-groups")
 # Methods without a `<method>+ce` form: `ce` and `bce` are a cross-entropy already.
 WITHOUT_JOINT_CE = ("ce", "bce", *LABEL_HEAD_METHODS)
 JOINT_CE = "+ce"
+MIN_TEMPERATURE = 1e-4
+MAX_WEIGHT_POWER = 10.0
 
 
 def parse_method(name: str) -> tuple[str, bool]:
@@ -97,12 +105,16 @@ class MethodOption:
         methods: the base methods it applies to, with and without `+ce`.
         joint_ce_only: whether it applies to the `<method>+ce` forms of `methods` only.
         allows_zero: whether 0 is a valid value (else it should be positive).
+        at_least: the smallest valid value, if above 0.
+        at_most: the largest valid value, if any.
 
     Example:
 
     >>> option = MethodOption("coarse_weight", 1.0, "...", methods=("mlcl",))
     >>> option.flag, option.applies_to("mlcl+ce"), option.scope
     ('--coarse-weight', True, 'mlcl and mlcl+ce')
+    >>> option.check(0.5), option.expected
+    (0.5, 'a positive number')
     """
 
     name: str
@@ -111,11 +123,38 @@ class MethodOption:
     methods: tuple[str, ...]
     joint_ce_only: bool = False
     allows_zero: bool = False
+    at_least: float | None = None
+    at_most: float | None = None
 
     @property
     def flag(self) -> str:
         """The `train` flag, e.g. `--coarse-weight`."""
         return "--" + self.name.replace("_", "-")
+
+    @property
+    def expected(self) -> str:
+        """The valid values in words, e.g. `"a positive number >= 0.0001"`."""
+        words = "a non-negative number" if self.allows_zero else "a positive number"
+        if self.at_least is not None:
+            words += f" >= {self.at_least}"
+        if self.at_most is not None:
+            words += f" <= {self.at_most}"
+        return words
+
+    def check(self, value: float | str) -> float:
+        """Returns `value` as a float, or raises a `ValueError` naming the option when it is not
+        one of the option's valid values (`expected`)."""
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        valid = number >= 0 if self.allows_zero else number > 0
+        valid = valid and number >= (self.at_least or 0) and number <= (self.at_most or math.inf)
+        if isinstance(value, bool) or not (valid and math.isfinite(number)):
+            raise ValueError(
+                f"`{self.name}` should be {self.expected}. Received: `{self.name}`={value!r}"
+            )
+        return number
 
     def applies_to(self, method: str) -> bool:
         """Whether the method named `method` uses the option (`ValueError` for no method)."""
@@ -140,12 +179,14 @@ METHOD_OPTIONS = (
         "temperature of the contrastive head (mlcl: the finest level's; mlcl-labels, "
         "mlcl-groups: every head's)",
         methods=tuple(m for m in METHODS if m not in ("ce", "bce")),
+        at_least=MIN_TEMPERATURE,
     ),
     MethodOption(
         "coarse_temperature",
         0.5,
         "temperature of the heads of the levels coarser than the finest",
         methods=("mlcl",),
+        at_least=MIN_TEMPERATURE,
     ),
     MethodOption(
         "coarse_weight",
@@ -161,6 +202,7 @@ METHOD_OPTIONS = (
         "mean of 1)",
         methods=LABEL_HEAD_METHODS,
         allows_zero=True,
+        at_most=MAX_WEIGHT_POWER,
     ),
     MethodOption(
         "ce_weight",
@@ -171,6 +213,7 @@ METHOD_OPTIONS = (
     ),
 )
 DEFAULTS = {option.name: option.default for option in METHOD_OPTIONS}
+OPTIONS = {option.name: option for option in METHOD_OPTIONS}
 
 
 def options_for(method: str) -> tuple[str, ...]:

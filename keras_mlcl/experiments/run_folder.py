@@ -8,12 +8,19 @@ anything else.
 
 Rules, for a target folder `out`:
 - `out` does not exist, or is an empty folder: the run is moved there.
+- `out` is a link: the folder it points to is the target (the link is kept); a link to
+  nothing is refused.
+- `out` is a mount point: refused (a mount point cannot be replaced by another folder).
 - `out` is (or contains) the working folder or a protected path (the input data): refused.
 - `out` holds anything that is not a keras-mlcl run: refused, nothing touched.
 - `out` is a finished run: refused unless `overwrite=True`; then the old run is replaced only
   once the new one is complete. A run folder that also holds foreign files is refused even then.
 - A temporary folder left by a killed run is removed only when it carries our marker and the
   process that made it is gone.
+
+Temporary siblings have short names (`keras_mlcl.utils.atomic_write.sibling_prefix`), so that
+any valid target name has a valid sibling. A write that fails (a full disk) raises its
+`OSError` naming the target when the system named no file.
 """
 
 import contextlib
@@ -27,11 +34,13 @@ from collections.abc import Iterator
 from collections.abc import Sequence
 from typing import Any
 
+from keras_mlcl.utils.atomic_write import TEMP_TAG
+from keras_mlcl.utils.atomic_write import default_mode
+from keras_mlcl.utils.atomic_write import sibling_prefix
 from keras_mlcl.version import __version__
 
 MARKER = ".keras-mlcl-run.json"
 PARTIAL_MARKER = ".keras-mlcl-partial.json"
-_TEMP_TAG = ".keras-mlcl-tmp-"
 _OLD_TAG = ".keras-mlcl-old-"
 
 
@@ -70,6 +79,15 @@ def foreign_files(folder: str) -> list[str]:
     return [path for path in _files_below(folder) if path not in ours]
 
 
+def _real_path(out: str) -> str:
+    """`out` with every link resolved; a link to nothing is refused."""
+    if os.path.islink(out) and not os.path.exists(out):
+        raise RunFolderError(
+            f"The run folder {out!r} is a link to {os.readlink(out)!r}, which does not exist."
+        )
+    return os.path.realpath(out)
+
+
 def _contains(outer: str, inner: str) -> bool:
     outer, inner = os.path.realpath(outer), os.path.realpath(inner)
     return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)
@@ -77,6 +95,8 @@ def _contains(outer: str, inner: str) -> bool:
 
 def check_target(out: str, overwrite: bool = False, protected: Sequence[str | None] = ()) -> bool:
     """Raises a `RunFolderError` when a run may not be written to `out`.
+
+    A link is checked as the folder it points to.
 
     Args:
         out: the target run folder.
@@ -87,22 +107,28 @@ def check_target(out: str, overwrite: bool = False, protected: Sequence[str | No
     Returns:
         Whether `out` holds a finished run that the new one will replace.
     """
-    if os.path.exists(out) and not os.path.isdir(out):
+    real = _real_path(out)
+    if os.path.exists(real) and not os.path.isdir(real):
         raise RunFolderError(f"The run folder {out!r} should be a folder. It is a file.")
     for path in (os.getcwd(), *protected):
-        if path is not None and _contains(out, path):
+        if path is not None and _contains(real, path):
             what = "the working folder" if path == os.getcwd() else f"the input {path!r}"
             raise RunFolderError(
                 f"The run folder {out!r} contains {what}; choose a new folder for the run."
             )
-    if not os.path.isdir(out) or not os.listdir(out):
+    if os.path.ismount(real):
+        raise RunFolderError(
+            f"The run folder {out!r} is a mount point, which a finished run cannot be moved "
+            f"onto; choose a folder inside it (e.g. {os.path.join(out, 'run')!r})."
+        )
+    if not os.path.isdir(real) or not os.listdir(real):
         return False
-    if read_marker(out) is None:
+    if read_marker(real) is None:
         raise RunFolderError(
             f"The run folder {out!r} exists and is not a keras-mlcl run; nothing was touched. "
             "Choose a new or empty folder."
         )
-    foreign = foreign_files(out)
+    foreign = foreign_files(real)
     if foreign:
         raise RunFolderError(
             f"The run folder {out!r} holds files that keras-mlcl did not write "
@@ -131,8 +157,9 @@ def _process_alive(pid: int, host: str) -> bool:
 
 def _clean_stale(parent: str, base: str) -> None:
     """Removes temporary folders of `base` left by killed runs, when marked as ours."""
+    prefix = sibling_prefix(TEMP_TAG, base)
     for name in os.listdir(parent):
-        if not name.startswith(f".{base}{_TEMP_TAG}"):
+        if not name.startswith(prefix):
             continue
         path = os.path.join(parent, name)
         try:
@@ -166,7 +193,8 @@ def run_folder(
     """Yields a temporary folder to write a run into; moves it to `out` when complete.
 
     The checks of `check_target` run first, before any work. On an exception the temporary
-    folder is removed and `out` is left as it was.
+    folder is removed and `out` is left as it was; an `OSError` that names no file (a write
+    on a full disk) is given `out` as its file name.
 
     Args:
         out: the target run folder.
@@ -184,14 +212,12 @@ def run_folder(
     """
     out = os.path.normpath(os.fspath(out))
     check_target(out, overwrite=overwrite, protected=protected)
-    parent, base = os.path.split(os.path.abspath(out))
+    parent, base = os.path.split(_real_path(out))
     try:
         os.makedirs(parent, exist_ok=True)
         _clean_stale(parent, base)
-        temp = tempfile.mkdtemp(prefix=f".{base}{_TEMP_TAG}", dir=parent)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o777 & ~umask)  # mkdtemp's 0o700 would outlive the run
+        temp = tempfile.mkdtemp(prefix=sibling_prefix(TEMP_TAG, base), dir=parent)
+        os.chmod(temp, default_mode(0o777))  # mkdtemp's 0o700 would outlive the run
         _write_json(
             os.path.join(temp, PARTIAL_MARKER), {"pid": os.getpid(), "host": socket.gethostname()}
         )
@@ -211,27 +237,31 @@ def run_folder(
         }
         _write_json(os.path.join(temp, MARKER), marker)
         _swap_in(temp, out, overwrite)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(temp, ignore_errors=True)
+        if isinstance(error, OSError) and error.filename is None:
+            error.filename = out
         raise
 
 
 def _swap_in(temp: str, out: str, overwrite: bool) -> None:
-    """Moves the finished run `temp` to `out`, replacing an earlier run only when allowed."""
+    """Moves the finished run `temp` to `out` (the folder a link `out` points to), replacing an
+    earlier run only when allowed."""
     replaces = check_target(out, overwrite=overwrite)  # again: `out` may have changed
+    real = _real_path(out)
     if not replaces:
-        if os.path.isdir(out):
-            os.rmdir(out)  # empty; fails, touching nothing, if a file appeared since
-        os.rename(temp, out)
+        if os.path.isdir(real):
+            os.rmdir(real)  # empty; fails, touching nothing, if a file appeared since
+        os.rename(temp, real)
         return
-    parent, base = os.path.split(os.path.abspath(out))
-    old = tempfile.mkdtemp(prefix=f".{base}{_OLD_TAG}", dir=parent)
+    parent, base = os.path.split(real)
+    old = tempfile.mkdtemp(prefix=sibling_prefix(_OLD_TAG, base), dir=parent)
     os.rmdir(old)
-    os.rename(out, old)
+    os.rename(real, old)
     try:
-        os.rename(temp, out)
+        os.rename(temp, real)
     except BaseException:
-        os.rename(old, out)
+        os.rename(old, real)
         raise
     _remove_run(old)
 
@@ -248,31 +278,3 @@ def add_to_run(folder: str, name: str) -> None:
     partial = os.path.join(folder, MARKER + ".new")
     _write_json(partial, marker)
     os.replace(partial, os.path.join(folder, MARKER))
-
-
-@contextlib.contextmanager
-def write_beside(out: str) -> Iterator[str]:
-    """Yields a temporary file path beside `out`; when the block ends without error, the file
-    becomes `out`, which must not exist (it is never replaced). On error, the temporary file
-    is removed and `out` is untouched.
-
-    Example:
-
-    >>> with write_beside("notes.txt") as partial:
-    ...     with open(partial, "w") as f:
-    ...         _ = f.write("hello")
-    >>> open("notes.txt").read()
-    'hello'
-    """
-    folder = os.path.dirname(os.path.abspath(out))
-    prefix = f".{os.path.basename(out)[:80]}{_TEMP_TAG}"
-    handle, partial = tempfile.mkstemp(prefix=prefix, dir=folder)
-    os.close(handle)
-    try:
-        yield partial
-        try:
-            os.link(partial, out)  # fails if `out` exists: nothing is ever replaced
-        except FileExistsError:
-            raise ValueError(f"{out!r} exists; it is never replaced: choose a new file.") from None
-    finally:
-        os.remove(partial)

@@ -34,11 +34,14 @@ from keras_mlcl.experiments.history import plot_loss_curves
 from keras_mlcl.experiments.history import write_history_csv
 from keras_mlcl.experiments.methods import build_model
 from keras_mlcl.experiments.methods import check_method_for_dataset
+from keras_mlcl.experiments.options import options_for
 from keras_mlcl.experiments.run_folder import run_folder
 from keras_mlcl.experiments.saved_run import ENCODER_OUTPUT
 from keras_mlcl.experiments.saved_run import INDEX_FOLDER
 from keras_mlcl.experiments.saved_run import MULTI_LABEL_JOIN
+from keras_mlcl.experiments.saved_run import RESULTS_FILE
 from keras_mlcl.experiments.saved_run import build_indexes
+from keras_mlcl.experiments.saved_run import read_run_record
 from keras_mlcl.models import ContrastiveModel
 from keras_mlcl.models.export import MissingTensorFlowError
 from keras_mlcl.models.text_export import export_text_saved_model
@@ -71,13 +74,19 @@ def phase(name: str, verbose: Any) -> Iterator[None]:
 
 
 def data_fingerprint(dataset: LabeledDataset) -> str:
-    """A SHA-256 of a dataset's inputs and labels (every split), to recognise the same data."""
+    """A SHA-256 of a dataset's inputs and labels (every split), to recognise the same data.
+
+    The levels are hashed in their order, coarse to fine, with their names: the split of
+    `probe_split` stratifies on the finest class-id level, so the same arrays with the levels
+    in another order are other data to it.
+    """
     digest = hashlib.sha256()
+    digest.update(json.dumps([str(level) for level in dataset.levels]).encode("utf-8"))
     splits = [(dataset.x, dataset.labels)]
     if dataset.x_test is not None and dataset.test_labels is not None:
         splits.append((dataset.x_test, dataset.test_labels))
     for x, labels in splits:
-        for array in [x] + [labels[level] for level in sorted(labels)]:
+        for array in [x] + [labels[level] for level in dataset.levels]:
             array = np.asarray(array)
             if array.dtype.kind in "OUS":  # text: hash the strings, not object pointers
                 digest.update("\0".join(str(v) for v in array.ravel()).encode("utf-8"))
@@ -262,6 +271,10 @@ def train_and_evaluate(
     be new, empty, or (with `overwrite=True`) a finished earlier run; a
     folder holding anything else is refused before training starts.
 
+    A model with a classifier (`ce`, `bce`, `<method>+ce`) has it refit on
+    the frozen encoder after `fit` (`ContrastiveModel.fit_classifier`); the
+    results record its loss before and after as `classifier_refit`.
+
     Class ids that are not `0..K-1` (e.g. `{3, 10**9}`) are re-mapped to
     dense ids first (`keras_mlcl.data.dense_class_ids`); the results record
     the mapping as `class_ids`. When the embedding plot cannot be drawn
@@ -272,7 +285,8 @@ def train_and_evaluate(
         dataset: a `LabeledDataset`; without a test split, a stratified 20%
             is held out (recorded in the results).
         method: a method name of `keras_mlcl.experiments.methods`.
-        epochs, batch_size, views, temperature, learning_rate: training.
+        epochs, batch_size, views, temperature, learning_rate: training (`ce` and `bce`
+            use no temperature: the results record `None`).
         fraction: fraction of the training data used, stratified, in (0, 1].
         seed: seeds the subsample, the weights and the views.
         out: the run folder, or None to write nothing.
@@ -352,6 +366,10 @@ def train_and_evaluate(
             callbacks=callbacks,
             validation_data=validation_data,
         )
+        refit = {}
+        if model.classifier:
+            with phase("classifier refit on the frozen encoder", verbose):
+                refit = model.fit_classifier(x, to_y(dataset.labels))
         scores, test_embeddings = evaluate_embeddings(
             model, preprocessing, dataset, batch_size=256, verbose=verbose, validation=validation
         )
@@ -372,7 +390,7 @@ def train_and_evaluate(
             "seed": seed,
             "batch_size": batch_size,
             "views": model.views,
-            "temperature": temperature,
+            "temperature": temperature if "temperature" in options_for(method) else None,
             "learning_rate": learning_rate,
             "model_options": dict(model_options or {}),
             "encoder_width": encoder_width,
@@ -393,6 +411,7 @@ def train_and_evaluate(
             "class_names": dict(dataset.class_names or {}),
             "table": None if dataset.columns is None else dataset.columns.get_config(),
             **scores,
+            "classifier_refit": refit,
             "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
             "train_seconds": round(time.time() - started, 1),
         }
@@ -425,7 +444,8 @@ def train_and_evaluate(
                     else:
                         model.export(export_path, verbose=False, search_indexes=search_indexes)
             except MissingTensorFlowError as error:
-                print(f"keras-mlcl: {error}; export skipped", file=sys.stderr)
+                if verbose:  # `--quiet` prints nothing; the results record the skip
+                    print(f"keras-mlcl: {error}; export skipped", file=sys.stderr)
                 results["export"] = {"saved_model": None, "skipped": str(error)}
             else:
                 sample = x[:8]
@@ -512,16 +532,18 @@ def evaluate_saved_run(
         `{"model", "dataset", "probe_rows", "linear_probe", "knn", "retrieval"}`.
     """
     folder = os.path.dirname(os.path.abspath(model_path))
-    record_path = os.path.join(folder, "results.json")
-    run = {}
-    if os.path.exists(record_path):
-        with open(record_path) as f:
-            run = json.load(f)
-    record = run.get("preprocessing", {"kind": None})
-    if record["kind"] is None:
+    run = read_run_record(folder) or {}
+    record = run.get("preprocessing")
+    if record is None:
         from keras_mlcl.experiments.encoders import input_kind
 
         record = {"kind": input_kind(dataset.x)}
+        if record["kind"] == "text":
+            raise ValueError(
+                f"The text model {model_path!r} reads its vocabulary from its run's "
+                f"{os.path.join(folder, RESULTS_FILE)!r}, which is missing: copy the whole run "
+                "folder that `keras-mlcl train` wrote."
+            )
     preprocessing = Preprocessing.from_record(record, folder)
     model = load_model_file(model_path)
     expected = tuple(model.encoder.inputs[0].shape[1:])
@@ -552,12 +574,19 @@ def evaluate_saved_run(
     return {"model": model_path, "dataset": dataset.name, "probe_rows": rows, **scores}
 
 
-def load_model_file(path: str) -> Any:
-    """Loads a `.keras` file, or raises a one-line `ValueError` that names it."""
+def load_model_file(path: str) -> ContrastiveModel:
+    """Loads the `ContrastiveModel` of a `.keras` file, or raises a one-line `ValueError` that
+    names the file."""
     if not zipfile.is_zipfile(path):
         raise ValueError(f"Cannot read model file {path!r}: it is not a .keras archive.")
     try:
-        return keras.saving.load_model(path)
+        model = keras.saving.load_model(path)
     except Exception as error:  # any failure to read a user's file is reported, not raised
         reason = " ".join(str(error).split())[:200] or type(error).__name__
         raise ValueError(f"Cannot read model file {path!r}: {reason}") from None
+    if not isinstance(model, ContrastiveModel):
+        raise ValueError(
+            f"The model file {path!r} should hold a keras_mlcl ContrastiveModel, as "
+            f"`keras-mlcl train` writes. Received: a {type(model).__name__}"
+        )
+    return model

@@ -21,9 +21,10 @@ from keras_mlcl.data import is_table
 from keras_mlcl.data import read_table
 from keras_mlcl.data import table_inputs
 from keras_mlcl.experiments.encoders import Preprocessing
-from keras_mlcl.experiments.run_folder import write_beside
 from keras_mlcl.search import EmbeddingIndex
+from keras_mlcl.utils.atomic_write import write_beside
 
+RESULTS_FILE = "results.json"
 INDEX_FOLDER = "index"
 ENCODER_OUTPUT = "embedding"
 MULTI_LABEL_JOIN = "|"
@@ -81,6 +82,40 @@ def build_indexes(
     return indexes
 
 
+def read_run_record(folder: str) -> dict[str, Any] | None:
+    """The record (`results.json`) of the run in `folder`, or None when there is none.
+
+    Raises a one-line `ValueError` naming the file when it cannot be read, is not JSON, is not
+    a JSON object, or records a preprocessing other than `{"kind": "image" | "vector" |
+    "text", ...}`.
+    """
+    path = os.path.join(folder, RESULTS_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"Cannot read the run's record {path!r}: {error}") from None
+    if not isinstance(record, dict):
+        raise ValueError(
+            f"The run's record {path!r} should be a JSON object written by `keras-mlcl train`. "
+            f"Received: a JSON {type(record).__name__}"
+        )
+    preprocessing = record.get("preprocessing")
+    if preprocessing is not None and (
+        not isinstance(preprocessing, dict)
+        or preprocessing.get("kind") not in ("image", "vector", "text")
+        or (preprocessing["kind"] == "text" and not isinstance(preprocessing.get("text"), str))
+    ):
+        received = repr(preprocessing)[:200]
+        raise ValueError(
+            f"The run's record {path!r} should give `preprocessing` as {{'kind': 'image', "
+            f"'vector' or 'text', ...}}. Received: {received}"
+        )
+    return record
+
+
 def check_output_file(out: str, suffixes: Sequence[str]) -> str:
     """`out`, checked: a new file (never replaced) with one of `suffixes`, in a folder that
     exists."""
@@ -114,18 +149,14 @@ class SavedRun:
         from keras_mlcl.experiments.runner import load_model_file
 
         folder = os.fspath(folder)
-        record = os.path.join(folder, "results.json")
-        if not os.path.isfile(record):
+        results = read_run_record(folder)
+        if results is None:
             raise ValueError(
                 f"`--run` {folder!r} should be a run folder written by `keras-mlcl train` "
-                "(no results.json in it)."
+                f"(no {RESULTS_FILE} in it)."
             )
-        try:
-            with open(record, encoding="utf-8") as f:
-                results = json.load(f)
-        except (OSError, ValueError) as error:
-            raise ValueError(f"Cannot read {record!r}: {error}") from None
-        if not isinstance(results, dict) or "preprocessing" not in results:
+        if "preprocessing" not in results:
+            record = os.path.join(folder, RESULTS_FILE)
             raise ValueError(f"{record!r} is not a keras-mlcl run's results.json.")
         if not os.path.isdir(os.path.join(folder, INDEX_FOLDER)):
             raise ValueError(

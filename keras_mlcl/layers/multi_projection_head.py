@@ -9,6 +9,7 @@ import keras
 from keras_mlcl.layers.projection_head import ProjectionHead
 from keras_mlcl.layers.projection_head import clone_initializer
 from keras_mlcl.layers.projection_head import normalize_hidden_dims
+from keras_mlcl.utils.names import layer_name
 from keras_mlcl.utils.types import Tensor
 
 _HEAD_KEYS = ("output_dim", "hidden_dims", "activation", "normalize", "use_bias")
@@ -20,7 +21,10 @@ class MultiProjectionHead(keras.layers.Layer):
 
     Each head is a `ProjectionHead` with its own weights and its own
     initializer instance (an int seed is offset per head and layer), so
-    heads never start identical.
+    heads never start identical. A head's name is the key of its output; its
+    layer is named after it by `keras_mlcl.utils.names.layer_name` (the same
+    name when it is a plain ASCII identifier), so any string, such as
+    `"fine level"`, names a head on every backend.
 
     Args:
         heads: dict `{name: output_dim}` or `{name: {"output_dim": ...,
@@ -89,7 +93,7 @@ class MultiProjectionHead(keras.layers.Layer):
                 kernel_initializer=clone_initializer(self.kernel_initializer, offset),
                 bias_initializer=clone_initializer(self.bias_initializer, offset),
                 dtype=self.dtype_policy,
-                name=name,
+                name=layer_name(name),
             )
 
     @property

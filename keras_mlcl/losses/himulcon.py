@@ -7,10 +7,10 @@ import keras
 from keras import ops
 
 from keras_mlcl.losses.contrastive_loss import ContrastiveLoss
+from keras_mlcl.losses.temperature import check_temperature
 from keras_mlcl.ops import check_class_ids
 from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_choice
-from keras_mlcl.utils.validation import check_positive_float
 
 VARIANTS = ("hmc", "hce", "hmce")
 LEVEL_PENALTIES = {"exp": math.exp, "pow2": lambda x: 2.0**x}
@@ -89,7 +89,8 @@ class HiMulCon(ContrastiveLoss):
 
     Args:
         variant: `"hmc"`, `"hce"` or `"hmce"` (default).
-        temperature: positive float. Defaults to 0.1.
+        temperature: float >= 1e-4 (`keras_mlcl.losses.temperature`).
+            Defaults to 0.1.
         level_penalty: `"exp"` (default) or `"pow2"`.
         name: the loss name. Defaults to `"himulcon"`.
         **kwargs: the arguments every loss takes (`normalization`,
@@ -120,7 +121,7 @@ class HiMulCon(ContrastiveLoss):
     ) -> None:
         super().__init__(name=name, **kwargs)
         self.variant = check_choice("variant", variant, VARIANTS)
-        self.temperature = check_positive_float("temperature", temperature)
+        self.temperature = check_temperature("temperature", temperature)
         self.level_penalty = check_choice("level_penalty", level_penalty, tuple(LEVEL_PENALTIES))
         if self.reduction in ("none", None) and variant != "hmc":
             raise ValueError(

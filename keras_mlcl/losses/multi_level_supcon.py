@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from keras_mlcl.losses.contrastive_loss import ContrastiveLoss
+from keras_mlcl.losses.temperature import check_temperature
 from keras_mlcl.ops import POSITIVE_RULES
 from keras_mlcl.ops import check_labels_for_rule
 from keras_mlcl.ops.positives import BINARY_RULES
@@ -15,7 +16,6 @@ from keras_mlcl.ops.supcon import rule_weights
 from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_non_negative_float
-from keras_mlcl.utils.validation import check_positive_float
 
 HEAD_DEFAULTS = {"temperature": 0.1, "weight": 1.0, "positives": "equal", "columns": None}
 
@@ -56,9 +56,7 @@ def _head_config(name: str, config: Any) -> dict[str, Any]:
             "Received: positives='equal'"
         )
     return {
-        "temperature": check_positive_float(
-            f"heads[{name!r}]['temperature']", config["temperature"]
-        ),
+        "temperature": check_temperature(f"heads[{name!r}]['temperature']", config["temperature"]),
         "weight": check_non_negative_float(f"heads[{name!r}]['weight']", config["weight"]),
         "positives": rule,
         "columns": columns,

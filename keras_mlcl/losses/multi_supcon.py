@@ -15,14 +15,15 @@ class MultiSupCon(SupCon):
     w_ij = J_ij if J_ij >= min_weight else 0,  J_ij = |y_i & y_j| / |y_i | y_j|
     ```
 
-    This is the thresholded form of pytorch-metric-learning's
-    `MultiSupConLoss` (its `threshold`, 0.3 by default there and here). One
-    difference: a pair with `J_ij = 0` is never a positive here, even with
-    `min_weight=0`, while PML counts it in the normaliser. With
-    `min_weight=0` this is `SupCon(positives="jaccard")`.
+    A pair with `J_ij = 0` is never a positive, even with `min_weight=0`;
+    with `min_weight=0` this is `SupCon(positives="jaccard")`.
+    pytorch-metric-learning has no such loss: an open, unmerged pull request
+    there (#667) proposes a `MultiSupConLoss` with a `threshold` (0.3 by
+    default, as `min_weight` here).
 
     Args:
-        temperature: positive float. Defaults to 0.1.
+        temperature: float >= 1e-4 (`keras_mlcl.losses.temperature`).
+            Defaults to 0.1.
         min_weight: Jaccard threshold in [0, 1]. Defaults to 0.3.
         name: the loss name. Defaults to `"multi_supcon"`.
         **kwargs: the arguments every loss takes (`normalization`,

@@ -23,7 +23,8 @@ class SimDisLoss(SupCon):
     (one-hot) data every weight is 0 or 1 and the loss equals `SupCon`.
 
     Args:
-        temperature: positive float. Defaults to 0.07.
+        temperature: float >= 1e-4 (`keras_mlcl.losses.temperature`).
+            Defaults to 0.07.
         name: the loss name. Defaults to `"simdis"`.
         **kwargs: the arguments every loss takes (`normalization`,
             `normalize`, `block_size`, `reduction`, `dtype`), see

@@ -5,6 +5,7 @@ from typing import Any
 import keras
 
 from keras_mlcl.losses.contrastive_loss import ContrastiveLoss
+from keras_mlcl.losses.temperature import check_temperature
 from keras_mlcl.ops import POSITIVE_RULES
 from keras_mlcl.ops import check_labels_for_rule
 from keras_mlcl.ops.positives import BINARY_RULES
@@ -12,7 +13,6 @@ from keras_mlcl.ops.supcon import rule_weights
 from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_non_negative_float
-from keras_mlcl.utils.validation import check_positive_float
 
 
 @keras.saving.register_keras_serializable(package="keras_mlcl")
@@ -37,12 +37,13 @@ class SupCon(ContrastiveLoss):
     (0 when none has).
 
     Args:
-        temperature: positive float, `tau`. Defaults to 0.1.
+        temperature: float >= 1e-4 (`keras_mlcl.losses.temperature`), `tau`.
+            Defaults to 0.1.
         positives: the positive rule, one of `"equal"` (int class ids `(N,)`,
             -1 unlabelled), `"any"`, `"exact"`, `"jaccard"`, `"simdis"`
             (multi-hot `(N, K)`). Defaults to `"equal"`.
         min_weight: weights below it are set to 0 (a thresholded rule, as in
-            pytorch-metric-learning's `MultiSupConLoss`). Defaults to 0.
+            `MultiSupCon`). Defaults to 0.
         name: the loss name. Defaults to `"supcon"`.
         **kwargs: the arguments every loss takes (`normalization`,
             `normalize`, `block_size`, `reduction`, `dtype`), see
@@ -69,7 +70,7 @@ class SupCon(ContrastiveLoss):
         **kwargs: Any,
     ) -> None:
         super().__init__(name=name, **kwargs)
-        self.temperature = check_positive_float("temperature", temperature)
+        self.temperature = check_temperature("temperature", temperature)
         self.positives = check_choice("positives", positives, POSITIVE_RULES)
         self.min_weight = check_non_negative_float("min_weight", min_weight)
         self.binary_weights = self.positives in BINARY_RULES

@@ -17,6 +17,8 @@ from keras_mlcl.models.classifier import check_compile_metrics
 from keras_mlcl.models.classifier import classification_terms
 from keras_mlcl.models.classifier import set_compile_metrics
 from keras_mlcl.models.classifier import update_classifier_metrics
+from keras_mlcl.models.classifier_refit import fit_classifier
+from keras_mlcl.models.epoch_order import EpochOrder
 from keras_mlcl.models.export import export_saved_model
 from keras_mlcl.models.export import input_signature_of
 from keras_mlcl.models.input_checks import InputChecks
@@ -32,12 +34,13 @@ from keras_mlcl.models.monitored_metrics import MonitoredMetrics
 from keras_mlcl.models.monitored_metrics import accuracy_tracker
 from keras_mlcl.models.monitored_metrics import loss_tracker
 from keras_mlcl.models.seed_state import SeedStateSaving
+from keras_mlcl.utils.names import layer_name
 from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="keras_mlcl")
-class ContrastiveModel(LabelNames, InputChecks, SeedStateSaving, keras.Model):
+class ContrastiveModel(LabelNames, InputChecks, EpochOrder, SeedStateSaving, keras.Model):
     """An encoder with projection heads, trained by a contrastive loss in `fit`.
 
     At each training step the batch `x` becomes `views` augmented copies
@@ -106,8 +109,12 @@ class ContrastiveModel(LabelNames, InputChecks, SeedStateSaving, keras.Model):
     every logged loss NaN on every backend, so `TerminateOnNaN` stops
     training (`input_checks.any_nan`); `save` and `save_weights` keep the
     random layers' seed states, so `BackupAndRestore` resumes the same views
-    (`keras_mlcl.models.seed_state`); `compile(metrics=...)` applies Keras
-    metrics to the classifiers, logged as `<level>_<name>`.
+    (`keras_mlcl.models.seed_state`); with `shuffle=True` (the default),
+    `fit` shuffles NumPy arrays itself, each epoch's order drawn from the
+    epoch and a seed saved with the model, so a resumed run visits its
+    remaining epochs in the same orders (`keras_mlcl.models.epoch_order`;
+    `shuffle="batch"` and other data are Keras'); `compile(metrics=...)`
+    applies Keras metrics to the classifiers, logged as `<level>_<name>`.
 
     Example:
 
@@ -149,7 +156,7 @@ class ContrastiveModel(LabelNames, InputChecks, SeedStateSaving, keras.Model):
         self.heads = heads
         self.augment = augment
         self.classifier_layers = {
-            level: keras.layers.Dense(n, name=f"{level}_classifier")
+            level: keras.layers.Dense(n, name=f"{layer_name(level)}_classifier")
             for level, n in self.classifier.items()
         }
         self.head_loss_trackers = [loss_tracker(f"{h}_loss") for h in heads.head_names]
@@ -313,6 +320,60 @@ class ContrastiveModel(LabelNames, InputChecks, SeedStateSaving, keras.Model):
     def embed(self, x: Any, batch_size: int | None = None) -> np.ndarray:
         """The encoder embedding of `x`, as NumPy."""
         return self.encoder.predict(x, batch_size=batch_size, verbose=0)
+
+    def fit_classifier(
+        self,
+        x: Any,
+        y: Any,
+        sample_weight: Any = None,
+        steps: int = 500,
+        batch_size: int = 1024,
+        learning_rate: float = 1e-2,
+    ) -> dict[str, dict[str, float]]:
+        """Refits the classifiers on the frozen encoder, after `fit`.
+
+        Joint training often leaves the classifier far from what its
+        embedding allows (under a contrastive loss the embedding's scale is
+        free, and small). This finishes each classifier's training on the
+        embeddings of `x` with the encoder frozen: on standardised
+        embeddings, with an L2 penalty like a logistic regression's, the
+        standardisation then folded back into the Dense layer
+        (`keras_mlcl.models.classifier_refit`). `keras-mlcl train` and the
+        quality bench call it after `fit`.
+
+        Args:
+            x: the training inputs, not augmented.
+            y: their labels, as `fit` takes them.
+            sample_weight: optional `(N,)` weights of the samples.
+            steps: Adam steps per level. Defaults to 500.
+            batch_size: rows per step. Defaults to 1024.
+            learning_rate: Adam's learning rate. Defaults to 1e-2.
+
+        Returns:
+            `{level: {"initial_loss", "loss"}}`: each classifier's
+            penalised training loss before and after.
+
+        Example:
+
+        >>> encoder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8)])
+        >>> model = ContrastiveModel(encoder, {"fine": 4}, classifier={"fine": 2}, ce_weight=1.0)
+        >>> model.compile(optimizer="adam")
+        >>> x = np.random.rand(32, 4).astype("float32")
+        >>> y = {"fine": np.repeat([0, 1], 16)}
+        >>> _ = model.fit(x, y, epochs=1, verbose=0)
+        >>> losses = model.fit_classifier(x, y, steps=20)
+        >>> losses["fine"]["loss"] < losses["fine"]["initial_loss"]
+        True
+        """
+        return fit_classifier(
+            self,
+            x,
+            y,
+            sample_weight=sample_weight,
+            steps=steps,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+        )
 
     def export(
         self,

@@ -16,6 +16,13 @@ from keras_mlcl.utils.validation import check_positive_int
 LABEL_DTYPES = ("int32", "float32")
 
 
+def _static_shape(values: Any) -> tuple[int | None, ...]:
+    """The shape of a tensor or array (None for a dimension unknown while tracing)."""
+    if not hasattr(values, "shape"):
+        values = ops.convert_to_tensor(values)
+    return tuple(None if d is None else int(d) for d in values.shape)
+
+
 @keras.saving.register_keras_serializable(package="keras_mlcl")
 class MemoryBank(keras.layers.Layer):
     """A first-in first-out memory of the last `size` embeddings of each head.
@@ -157,6 +164,39 @@ class MemoryBank(keras.layers.Layer):
                 "`model.build_memory_bank(x, y)` (or `bank.build(embedding_dims, label_shapes)`)."
             )
 
+    def check_batch(self, embeddings: Mapping[str, Tensor], labels: Mapping[str, Tensor]) -> None:
+        """Raises a `ValueError` naming `memory_bank` and the head when a batch's embeddings or
+        labels do not fit the bank's slots (the width `D_h`, one sample's label shape).
+
+        Args:
+            embeddings: dict `{head: (N, D_h)}`.
+            labels: dict `{head: (N, ...)}`.
+        """
+        for argument, values in (("embeddings", embeddings), ("labels", labels)):
+            if not isinstance(values, dict) or set(values) != set(self.embedding_dims):
+                raise ValueError(
+                    f"`{argument}` should be a dict keyed by the bank's heads "
+                    f"{sorted(self.embedding_dims)}. Received: "
+                    f"{sorted(values) if isinstance(values, dict) else type(values).__name__}"
+                )
+        for head, dim in self.embedding_dims.items():
+            shape = _static_shape(embeddings[head])
+            if len(shape) != 2 or shape[1] not in (None, dim):
+                raise ValueError(
+                    f"`memory_bank` holds embeddings of shape (N, {dim}) for head {head!r}: the "
+                    f"head's embeddings should have that shape. Received: shape {shape}"
+                )
+            expected = tuple(self.label_shapes[head])
+            shape = _static_shape(labels[head])
+            if len(shape) != 1 + len(expected) or any(
+                got not in (None, want) for got, want in zip(shape[1:], expected, strict=True)
+            ):
+                rows = "".join(f", {d}" for d in expected)
+                raise ValueError(
+                    f"`memory_bank` holds labels of shape (N{rows}) for head {head!r}: the "
+                    f"head's labels should have that shape. Received: shape {shape}"
+                )
+
     def references(self) -> dict[str, Any]:
         """The bank's contents as the `reference_*` arguments of `ContrastiveLoss.term_losses`.
 
@@ -189,13 +229,7 @@ class MemoryBank(keras.layers.Layer):
                 loss takes them, stored in the slots' dtype.
         """
         self._check_built()
-        for argument, values in (("embeddings", embeddings), ("labels", labels)):
-            if not isinstance(values, dict) or set(values) != set(self.embedding_dims):
-                raise ValueError(
-                    f"`{argument}` should be a dict keyed by the bank's heads "
-                    f"{sorted(self.embedding_dims)}. Received: "
-                    f"{sorted(values) if isinstance(values, dict) else type(values).__name__}"
-                )
+        self.check_batch(embeddings, labels)
         embeddings, labels = gather_across_replicas((dict(embeddings), dict(labels)))
         n = None
         for head in self.embedding_dims:
@@ -231,6 +265,8 @@ class MemoryBank(keras.layers.Layer):
         Returns:
             The reduced terms, as `ContrastiveLoss.term_losses` returns them.
         """
+        self._check_built()
+        self.check_batch(y_pred, y_true)
         terms = loss.term_losses(y_true, y_pred, sample_weight, **self.references())
         self.update(y_pred, y_true)
         return terms

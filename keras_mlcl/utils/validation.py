@@ -1,6 +1,7 @@
 """Argument checks that raise Keras-style `ValueError`s before any compute."""
 
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 from typing import TypeVar
@@ -67,3 +68,29 @@ def check_same_batch_size(
             f"size. Received: `{y_true_name}.shape`={tuple(y_true.shape)} and "
             f"`{y_pred_name}.shape`={tuple(y_pred.shape)}"
         )
+
+
+def check_readable(name: str, path: str | os.PathLike[str]) -> None:
+    """Raises a `PermissionError` when `path`, or a folder above it, exists but cannot be read.
+
+    A folder whose permissions deny reading hides what it holds: without this check, a dataset
+    in it is reported as not found.
+
+    Args:
+        name: how the message calls `path`, e.g. `"The CLINC150 folder"`.
+        path: a file or folder; one that does not exist passes.
+    """
+    path = os.path.abspath(os.fspath(path))
+    folders = []
+    parent = os.path.dirname(path)
+    while parent not in folders:
+        folders.append(parent)
+        parent = os.path.dirname(parent)
+    for folder in reversed(folders):
+        if os.path.isdir(folder) and not os.access(folder, os.X_OK):
+            raise PermissionError(
+                f"{name} {path!r} is not readable: permission denied on the folder {folder!r}."
+            )
+    mode = os.R_OK | (os.X_OK if os.path.isdir(path) else 0)
+    if os.path.exists(path) and not os.access(path, mode):
+        raise PermissionError(f"{name} {path!r} is not readable: permission denied.")

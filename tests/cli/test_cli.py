@@ -3,6 +3,7 @@
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 
@@ -63,9 +64,12 @@ def test_other_methods_run(tmp_path, method):
     with open(os.path.join(out, "results.json")) as f:
         results = json.load(f)
     assert results["method"] == method
+    assert results["temperature"] == (None if method == "ce" else 0.1)  # ce uses none
     assert results["linear_probe"]["kind"] > 0.9  # well-separated clusters
-    if method.endswith("ce"):  # the classifier's own score, above chance (1/6)
-        assert results["classifier"]["kind"]["accuracy"] > 0.4
+    if method.endswith("ce"):  # the classifier, refit on the frozen encoder, at its probe
+        refit = results["classifier_refit"]["kind"]
+        assert refit["loss"] < refit["initial_loss"]
+        assert results["classifier"]["kind"]["accuracy"] >= results["linear_probe"]["kind"] - 0.02
 
 
 def odd_data(path, kind):
@@ -220,3 +224,108 @@ def test_a_validation_split_gives_validation_curves_and_retrieval_logs(tmp_path,
         assert column in header, header
     labels = [[line.get_label() for line in figure.axes[0].get_lines()] for figure in saved_figures]
     assert labels and all(names == ["train", "validation"] for names in labels), labels
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("package", ["tensorflow", "tensorboard"])
+def test_tensorboard_without_its_packages_is_refused_before_training(
+    tmp_path, monkeypatch, capfd, package
+):
+    """`--tensorboard` writes through TensorFlow and its `tensorboard` package (the
+    `tensorboard` extra); either one missing is one line naming it, before any run folder."""
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == package else find_spec(name)
+    )
+    data = write_unseen_npz(os.path.join(tmp_path, "mine.npz"), n=60)
+    out = os.path.join(tmp_path, "run")
+    code, out_text, err = command(capfd, "train", "--data", data, "--out", out, "--tensorboard")
+    assert code == 2 and out_text == ""
+    line = one_error_line(err)
+    assert f"`{package}` package" in line and "keras-mlcl[tensorboard]" in line
+    assert os.listdir(tmp_path) == ["mine.npz"]
+
+
+@pytest.mark.backend_independent
+def test_the_data_fingerprint_follows_the_order_of_the_levels():
+    """`evaluate` reuses a run's probe rows only for data of the same fingerprint; the split
+    stratifies on the finest level, so the same arrays with the levels in another order get
+    other rows, and must not pass for the run's data."""
+    from keras_mlcl.data import LabeledDataset
+    from keras_mlcl.experiments.runner import data_fingerprint
+    from keras_mlcl.experiments.runner import probe_split
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 4))
+    coarse, fine = np.arange(60) % 2, rng.integers(0, 6, size=60)
+    ordered = LabeledDataset(x=x, labels={"group": coarse, "kind": fine})
+    swapped = LabeledDataset(x=x, labels={"kind": fine, "group": coarse})
+    again = LabeledDataset(x=x.copy(), labels={"group": coarse.copy(), "kind": fine.copy()})
+    renamed = LabeledDataset(x=x, labels={"a": coarse, "b": fine})
+    assert data_fingerprint(ordered) == data_fingerprint(again)
+    assert data_fingerprint(ordered) != data_fingerprint(swapped)
+    assert data_fingerprint(ordered) != data_fingerprint(renamed)
+    rows = [probe_split(data, 0.5, seed=0)[0].x for data in (ordered, swapped)]
+    assert not np.array_equal(rows[0], rows[1])  # why the order matters
+
+
+def evaluate_case(folder, case):
+    """`(model path, data path, what the one error line says)` of a bad `evaluate --model`."""
+    data = write_unseen_npz(os.path.join(folder, "mine.npz"), n=40)
+    model = os.path.join(folder, "model.keras")
+    record = os.path.join(folder, "results.json")
+    if case == "plain_keras_model":
+        plain = keras.Sequential([keras.Input((12,)), keras.layers.Dense(2)])
+        plain.save(model)
+        return model, data, f"The model file {model!r} should hold a keras_mlcl ContrastiveModel"
+    with open(model, "wb") as f:
+        f.write(b"a model file, never read: the record is checked first")
+    if case == "text_model_without_its_record":
+        text = os.path.join(folder, "text.npz")
+        np.savez(text, x=np.array(["a short text", "another one"] * 10), y=np.arange(20) % 2)
+        return model, text, f"reads its vocabulary from its run's {record!r}, which is missing"
+    with open(record, "w") as f:
+        f.write({"record_is_a_list": "[1, 2]", "corrupt_record": '{"preprocessing": {"ki'}[case])
+    if case == "record_is_a_list":
+        return model, data, f"The run's record {record!r} should be a JSON object"
+    return model, data, f"Cannot read the run's record {record!r}"
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize(
+    "case",
+    ["plain_keras_model", "record_is_a_list", "text_model_without_its_record", "corrupt_record"],
+)
+def test_evaluate_a_model_that_is_not_a_runs_is_one_line_naming_the_file(tmp_path, capfd, case):
+    """These were tracebacks (`AttributeError`, `KeyError: 'text'`) or named no file."""
+    model, data, message = evaluate_case(str(tmp_path), case)
+    listed = sorted(os.listdir(tmp_path))
+    code, out, err = command(capfd, "evaluate", "--model", model, "--data", data)
+    assert code == 2 and out == ""
+    assert message in one_error_line(err)
+    assert sorted(os.listdir(tmp_path)) == listed  # no metrics.json
+
+
+@pytest.mark.backend_independent
+def test_quiet_train_prints_nothing_when_the_export_is_skipped(tmp_path, capfd, monkeypatch):
+    """Without TensorFlow the export is skipped: the results say so, and `--quiet` prints
+    nothing (the skip was a line on stderr). Every backend, TensorFlow's own logging included:
+    tests/cli/test_command.py's `test_quiet_train_prints_nothing`."""
+    from keras_mlcl.models import ContrastiveModel
+    from keras_mlcl.models.export import MissingTensorFlowError
+
+    def missing(*args, **kwargs):
+        raise MissingTensorFlowError("TensorFlow is not installed")
+
+    monkeypatch.setattr(ContrastiveModel, "export", missing)
+    data = write_unseen_npz(os.path.join(tmp_path, "mine.npz"), n=60)
+    out = os.path.join(tmp_path, "run")
+    args = ["train", "--data", data, "--epochs", "1", "--plot", "none", "--out", out]
+    assert command(capfd, *args, "--quiet") == (0, "", "")
+    with open(os.path.join(out, "results.json")) as f:
+        assert json.load(f)["export"] == {
+            "saved_model": None,
+            "skipped": "TensorFlow is not installed",
+        }

@@ -3,6 +3,7 @@
 Host-side file logic: the module runs once per `make test` (see tests/conftest.py).
 """
 
+import errno
 import json
 import os
 import zipfile
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from keras_mlcl.cli.main import main
+from keras_mlcl.experiments.run_folder import run_folder
 from tests.cli.commands import command
 from tests.cli.commands import one_error_line
 from tests.cli.commands import write_unseen_npz
@@ -202,3 +204,116 @@ def test_evaluate_never_replaces_a_file_it_did_not_write(tmp_path, capfd, saved_
     assert main(args) == 0
     assert main(args) == 2  # exists: needs --overwrite
     assert main(args + ["--overwrite"]) == 0  # ours: replaced
+
+
+def skip_speed_case(monkeypatch, entry=None):
+    """Makes the speed bench's `vs_pml_supcon` case instant (`entry`: its result, or a raise)."""
+
+    def case(n, dim, repeats):
+        if entry is None:
+            raise AssertionError("the case ran before --out was checked")
+        return dict(entry)
+
+    monkeypatch.setattr("keras_mlcl.bench.speed_cases.vs_pml_supcon", case)
+
+
+SPEED = ["bench", "speed", "--quick", "--cases", "vs_pml_supcon", "--quiet"]
+SKIPPED = {"ratio": None, "skipped": True, "reason": "not measured in this test"}
+
+
+def test_bench_speed_refuses_user_files_and_a_file_before_running(tmp_path, capfd, monkeypatch):
+    skip_speed_case(monkeypatch)
+    mine = os.path.join(tmp_path, "mine")
+    os.makedirs(mine)
+    with open(os.path.join(mine, "speed.md"), "w") as f:
+        f.write("# my notes")
+    a_file = os.path.join(tmp_path, "speed_results")
+    with open(a_file, "w") as f:
+        f.write("mine too")
+    before = file_tree(tmp_path)
+    for out, words in ((mine, "is not a keras-mlcl run"), (a_file, "It is a file")):
+        for extra in ([], ["--overwrite"]):
+            code, _, err = command(capfd, *SPEED, "--out", out, *extra)
+            assert code == 2 and words in one_error_line(err)
+    assert file_tree(tmp_path) == before
+
+
+def test_bench_speed_writes_a_run_replaced_only_with_overwrite(tmp_path, capfd, monkeypatch):
+    skip_speed_case(monkeypatch, SKIPPED)
+    out = os.path.join(tmp_path, "speed")
+    assert command(capfd, *SPEED, "--out", out)[0] == 0
+    assert sorted(os.listdir(out)) == [".keras-mlcl-run.json", "speed.json", "speed.md"]
+    first = file_tree(out)
+    code, _, err = command(capfd, *SPEED, "--out", out)
+    assert code == 2 and "--overwrite" in one_error_line(err)
+    assert file_tree(out) == first
+    skip_speed_case(monkeypatch, dict(SKIPPED, reason="the second run"))
+    assert command(capfd, *SPEED, "--out", out, "--overwrite")[0] == 0
+    with open(os.path.join(out, "speed.json")) as f:
+        assert json.load(f)["vs_pml_supcon"]["reason"] == "the second run"
+    assert os.listdir(tmp_path) == ["speed"]
+
+
+@pytest.mark.parametrize(
+    "args, flag",
+    [
+        (["train", "--out", ""], "--out"),
+        (["train", "--data-dir", ""], "--data-dir"),
+        (["bench", "speed", "--out", ""], "--out"),
+        (["bench", "quality", "--data", "x.npz", "--out", ""], "--out"),
+        (["evaluate", "--model", "m.keras", "--data", "x.npz", "--out", ""], "--out"),
+        (["search", "--run", "", "--data", "q.csv", "--out", "n.csv"], "--run"),
+    ],
+)
+def test_an_empty_path_is_refused_naming_the_option(tmp_path, capfd, monkeypatch, args, flag):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = command(capfd, *args)
+    assert code == 2
+    assert f"argument {flag}: expected a path, received an empty string" in one_error_line(err)
+    assert os.listdir(tmp_path) == []
+
+
+def test_interrupt_is_one_line_exit_130_and_keeps_the_old_run(tmp_path, capfd, monkeypatch):
+    data = os.path.join(tmp_path, "mine.npz")
+    write_unseen_npz(data, n=60)
+    out = os.path.join(tmp_path, "run")
+    with run_folder(out, "train") as folder:
+        with open(os.path.join(folder, "results.json"), "w") as f:
+            f.write("{}")
+    before = file_tree(tmp_path)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("keras_mlcl.experiments.runner.probe_split", interrupt)
+    args = ["train", "--data", data, "--epochs", "1", "--quiet", "--out", out, "--overwrite"]
+    code, _, err = command(capfd, *args)
+    assert code == 130
+    assert err.strip() == (
+        "keras-mlcl: interrupted; nothing was written, and what --out held is kept"
+    )
+    assert file_tree(tmp_path) == before
+    monkeypatch.setattr("keras_mlcl_launcher.import_tensorflow_quietly", interrupt)
+    code, _, err = command(capfd, *args)
+    assert code == 130 and err.strip().startswith("keras-mlcl: interrupted before the command")
+    assert file_tree(tmp_path) == before
+
+
+def test_a_failed_write_is_one_line_naming_the_folder_and_keeps_the_old_run(
+    tmp_path, capfd, monkeypatch
+):
+    skip_speed_case(monkeypatch, SKIPPED)
+    out = os.path.join(tmp_path, "speed")
+    assert command(capfd, *SPEED, "--out", out)[0] == 0
+    before = file_tree(tmp_path)
+
+    def full_disk(results):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # a write on a full disk
+
+    monkeypatch.setattr("keras_mlcl.bench.report.speed_table", full_disk)
+    code, _, err = command(capfd, *SPEED, "--out", out, "--overwrite")
+    assert code == 1
+    assert one_error_line(err) == (
+        f"keras-mlcl: error: No space left on device: {out!r}; nothing was replaced"
+    )
+    assert file_tree(tmp_path) == before

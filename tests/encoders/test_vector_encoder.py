@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 from keras_mlcl.encoders import vector_encoder
 
@@ -19,3 +20,12 @@ def test_standardises_with_the_training_statistics_and_centres_constant_features
     out = keras.ops.convert_to_numpy(normalization(unseen))
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
     assert encoder.output_shape == (None, 8)
+
+
+@pytest.mark.backend_independent
+def test_a_feature_too_wide_for_float32_is_refused():
+    # Finite in float32 (1e30), but its variance (1e60) is not: standardising gave Inf.
+    x = np.ones((8, 3))
+    x[:, 2] = np.arange(8) * 1e30
+    with pytest.raises(ValueError, match=r"`x_train` column 2 spreads too widely"):
+        vector_encoder(x)

@@ -4,8 +4,11 @@ The examples are scripts above the library: in a `make test` run each runs on on
 turns (see tests/conftest.py); the library they call is tested on every backend.
 """
 
+import ast
 import importlib.util
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -93,3 +96,69 @@ def test_fashion_table_writes_the_bundled_subset_as_csv(tmp_path):
     assert sum(1 for _ in open(train)) == len(data.x) + 1
     with pytest.raises(FileExistsError):
         example.main([str(tmp_path)])
+
+
+@pytest.mark.parametrize(
+    "name, module, extra",
+    [
+        ("fashion_table", "pandas", "tables"),
+        ("clinc150_text", "keras_hub", "hub"),
+        ("cifar100_hierarchical", "tensorflow_datasets", "data,tensorflow"),
+    ],
+)
+def test_a_missing_extra_is_named_in_one_line(name, module, extra, monkeypatch, tmp_path):
+    """Without its optional package an example stops at once, saying which extra to install."""
+    example = load(name)
+    monkeypatch.setitem(sys.modules, module, None)  # `import <module>` raises ImportError
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        example.main([str(tmp_path / "tables")] if name == "fashion_table" else ["--smoke"])
+    message = str(stop.value.code)
+    assert message.startswith("this example needs the `") and "\n" not in message
+    assert message.endswith(f"pip install '.[{extra}]'")
+    assert not os.listdir(tmp_path)
+
+
+def test_an_example_starts_without_tensorflow_logging():
+    """Started as a script under TensorFlow, an example writes nothing to stderr: TensorFlow's
+    C++ start-up lines are muted as the command mutes them. A child process importing
+    TensorFlow and the library: about 10 s."""
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    script = os.path.join(ROOT, "examples", "multilabel_mulan.py")
+    child = subprocess.run(
+        [sys.executable, script, "--help"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.startswith("usage: ")
+    assert child.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "name", ["cifar100_hierarchical", "clinc150_text", "fashion_table", "multilabel_mulan"]
+)
+def test_each_example_imports_tensorflow_quietly_first(name):
+    """As in the script above, every example mutes TensorFlow before anything imports it."""
+    with open(os.path.join(ROOT, "examples", f"{name}.py"), encoding="utf-8") as f:
+        body = ast.parse(f.read()).body
+    calls = [
+        index
+        for index, node in enumerate(body)
+        if isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and getattr(node.value.func, "id", None) == "import_tensorflow_quietly"
+    ]
+    imports = [
+        index
+        for index, node in enumerate(body)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        and any(
+            module.split(".")[0] in {"keras", "keras_mlcl", "numpy", "tensorflow"}
+            for module in (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+            )
+        )
+    ]
+    assert calls and imports and calls[0] < min(imports)

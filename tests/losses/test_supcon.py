@@ -2,12 +2,16 @@ import keras
 import numpy as np
 import pytest
 
+from keras_mlcl.losses import HiMulCon
+from keras_mlcl.losses import MultiLevelSupCon
 from keras_mlcl.losses import MultiSupCon
 from keras_mlcl.losses import SupCon
+from keras_mlcl.losses.temperature import MIN_TEMPERATURE
 from tests import reference
 from tests.testing import assert_allclose
 from tests.testing import to_numpy
 from tests.testing import unit_rows
+from tests.testing import value_and_grad
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -187,3 +191,41 @@ def test_float_class_ids_must_be_whole_numbers():
         SupCon()(halves, z)
     with pytest.raises(ValueError, match=r"Received: `y_true\[1\]`=nan"):
         SupCon()(np.array([0, np.nan, 1, 1, 2, 2], "float32"), z)
+
+
+@pytest.mark.parametrize("temperature", [1e-40, 5e-5, float("inf")])
+def test_temperatures_below_the_minimum_are_refused(temperature):
+    """1 / 1e-40 overflows float32 (the loss was NaN); the bound is `MIN_TEMPERATURE`."""
+    with pytest.raises(ValueError, match=r"`temperature` should be a positive float >= 0\.0001"):
+        SupCon(temperature=temperature)
+    with pytest.raises(ValueError, match=r"`temperature` should be a positive float >= 0\.0001"):
+        HiMulCon(temperature=temperature)
+    with pytest.raises(ValueError, match=r"`heads\['fine'\]\['temperature'\]` should be"):
+        MultiLevelSupCon(heads={"fine": {"temperature": temperature}})
+
+
+def test_the_smallest_temperature_gives_a_finite_loss_and_gradient():
+    """At `MIN_TEMPERATURE` the loss and its gradient are finite, and the loss is NumPy's
+    (float64, a stable log-sum-exp): 0 when each positive is aligned and the rest orthogonal
+    (the closed form log(1 + 2 exp(-1 / tau))), thousands on random embeddings."""
+    assert MIN_TEMPERATURE == 1e-4
+    z = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]], "float32")
+    labels = np.array([0, 0, 1, 1])
+    value, grad = value_and_grad(lambda t: SupCon(temperature=MIN_TEMPERATURE)(labels, t), z)
+    assert float(value) == pytest.approx(0.0, abs=1e-6)
+    assert np.isfinite(grad).all()
+    rng = np.random.default_rng(0)
+    z = unit_rows(rng, 16, 4)
+    labels = rng.integers(0, 3, size=16)
+    value, grad = value_and_grad(lambda t: SupCon(temperature=MIN_TEMPERATURE)(labels, t), z)
+    logits = (z.astype("float64") @ z.T.astype("float64")) / MIN_TEMPERATURE
+    np.fill_diagonal(logits, -np.inf)
+    top = logits.max(axis=1, keepdims=True)
+    log_denominator = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+    positive = (labels[:, None] == labels[None, :]) & ~np.eye(16, dtype=bool)
+    anchors = [
+        log_denominator[i] - logits[i, positive[i]].mean() for i in range(16) if positive[i].any()
+    ]
+    expected = float(np.mean(anchors))
+    assert float(value) == pytest.approx(expected, rel=1e-4) and expected > 1000
+    assert np.isfinite(grad).all()

@@ -74,8 +74,7 @@ def test_train_command_without_tensorflow_completes(tmp_path, backend):
         text=True,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stderr.count(EXPORT_NEEDS_TENSORFLOW) == 1, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
+    assert result.stderr == "", result.stderr[-3000:]  # --quiet: the skip is only recorded
     assert (out / "model.keras").is_file()
     assert not (out / "saved_model").exists()
     with open(out / "results.json") as f:

@@ -315,3 +315,39 @@ def test_custom_loops_build_the_bank_explicitly():
     model.build_memory_bank(x, y)
     model.train_on_batch(x, y)
     assert int(to_numpy(model.memory_bank.filled)) == 16
+
+
+def test_batches_that_do_not_fit_the_slots_raise_a_value_error_naming_the_bank():
+    """Were backend errors (`ConcatV2`, "Sizes of tensors must match"); the bank is unchanged."""
+    bank = built_bank(size=8, dims={"fine": 2})
+    loss = SupCon(temperature=1.0)
+    wide = {"fine": np.eye(3, 3, dtype="float32")}
+    with pytest.raises(
+        ValueError,
+        match=r"`memory_bank` holds embeddings of shape \(N, 2\) for head 'fine'.*"
+        r"Received: shape \(3, 3\)",
+    ):
+        bank.term_losses(loss, {"fine": np.array([0, 1, 0])}, wide)
+    multi_hot = {"fine": np.array([[0, 1], [1, 0], [0, 0]])}
+    with pytest.raises(
+        ValueError,
+        match=r"`memory_bank` holds labels of shape \(N\) for head 'fine'.*"
+        r"Received: shape \(3, 2\)",
+    ):
+        bank.term_losses(loss, multi_hot, {"fine": np.eye(3, 2, dtype="float32")})
+    with pytest.raises(ValueError, match=r"`memory_bank` holds embeddings of shape \(N, 2\)"):
+        bank.update(wide, {"fine": np.zeros(3)})
+    assert int(to_numpy(bank.filled)) == 0
+    fits = {"fine": np.eye(3, 2, dtype="float32")}
+    value = bank.term_losses(loss, {"fine": np.array([0, 1, 0])}, fits)
+    assert int(to_numpy(bank.filled)) == 3 and np.isfinite(to_numpy(value)).all()
+
+
+def test_fit_with_a_bank_built_for_other_heads_raises_a_value_error_naming_it():
+    x, y = problem(n=16)
+    bank = MemoryBank(size=20)
+    bank.build({"coarse": 3, "fine": 3}, {"coarse": (), "fine": ()})  # the heads are 4 wide
+    model = small_model(bank)
+    model.compile(optimizer="adam")
+    with pytest.raises(ValueError, match=r"`memory_bank` holds embeddings of shape \(N, 3\)"):
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)

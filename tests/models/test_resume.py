@@ -1,4 +1,4 @@
-"""Exact resume: the random state of augmentation is saved with the weights."""
+"""Exact resume: the random state of augmentation and the epoch orders are saved with the model."""
 
 import os
 
@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from keras_mlcl import ContrastiveModel
+from keras_mlcl.models import epoch_order
 from tests.models import problems
 from tests.testing import to_numpy
 
@@ -81,6 +82,94 @@ def test_resume_with_random_augment_matches_an_uninterrupted_run(tmp_path, kind)
     assert max_difference(resumed, reference) <= 1e-6
     for got, expected in zip(seed_states(resumed), seed_states(reference), strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+def test_resume_with_the_default_shuffle_matches_an_uninterrupted_run(tmp_path):
+    """With Keras' default `shuffle=True`, the resumed epochs visit the rows in the same orders.
+
+    The resumed model starts from other weights, seed states and global seed:
+    all must come from the backup, the seed of the epoch orders included.
+    """
+    x, y = problems.clustered(1, n=128)
+    fit = {**FIT, "shuffle": True}
+    reference = compiled_model("feature_views")
+    reference.fit(x, y, **fit)
+
+    backup = os.path.join(tmp_path, "backup")
+    interrupted = compiled_model("feature_views")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        interrupted.fit(
+            x, y, callbacks=[keras.callbacks.BackupAndRestore(backup), InterruptAt(2)], **fit
+        )
+
+    resumed = compiled_model("feature_views", seed=99)
+    resumed.fit(x, y, callbacks=[keras.callbacks.BackupAndRestore(backup)], **fit)
+    assert resumed.epoch_order_seed == reference.epoch_order_seed
+    np.testing.assert_allclose(
+        np.concatenate([w.ravel() for w in resumed.get_weights()]),
+        np.concatenate([w.ravel() for w in reference.get_weights()]),
+        rtol=0,
+        atol=1e-6,
+    )
+
+
+@pytest.fixture
+def epoch_orders(monkeypatch):
+    """The order each epoch of `fit` set, recorded as it is set."""
+    orders = []
+    start_epoch = epoch_order.EpochOrderDataset.start_epoch
+
+    def recording(self, seed, epoch):
+        start_epoch(self, seed, epoch)
+        orders.append(self.order.copy())
+
+    monkeypatch.setattr(epoch_order.EpochOrderDataset, "start_epoch", recording)
+    return orders
+
+
+def test_each_epoch_has_its_own_order_and_validation_split_takes_the_last_rows(epoch_orders):
+    """Epoch `e` visits the training rows in `default_rng((seed, e))`'s order, a seed per fit."""
+    x, y = problems.clustered(2, n=64)
+    model = compiled_model("feature_views")
+    history = model.fit(x, y, batch_size=16, epochs=2, validation_split=0.25, verbose=0)
+    seed = model.epoch_order_seed
+    assert len(epoch_orders) == 2
+    for epoch, order in enumerate(epoch_orders):
+        np.testing.assert_array_equal(order, np.random.default_rng((seed, epoch)).permutation(48))
+    assert not np.array_equal(epoch_orders[0], epoch_orders[1])
+    validation = model.evaluate(x[48:], {k: v[48:] for k, v in y.items()}, verbose=0)
+    np.testing.assert_allclose(history.history["val_loss"][-1], validation[0], rtol=1e-5)
+
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)  # a new fit draws a new seed
+    assert model.epoch_order_seed != seed
+    assert not np.array_equal(epoch_orders[2], epoch_orders[0])
+
+
+@pytest.mark.parametrize("shuffle", [False, "batch"])
+def test_other_shuffles_and_datasets_go_to_keras_as_they_are(epoch_orders, shuffle):
+    x, y = problems.clustered(2, n=64)
+    model = compiled_model("feature_views")
+    model.fit(x, y, batch_size=16, epochs=1, shuffle=shuffle, verbose=0)
+    model.fit(x, y, batch_size=16, epochs=1, steps_per_epoch=2, verbose=0)
+    assert epoch_orders == []
+
+
+def test_the_seed_of_the_epoch_orders_round_trips_through_weights_files(tmp_path):
+    x, y = problems.clustered(2, n=64)
+    model = compiled_model("feature_views")
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    weights = os.path.join(tmp_path, "model.weights.h5")
+    model.save_weights(weights)
+    fresh = built(compiled_model("feature_views", seed=4), x)
+    fresh.load_weights(weights)
+    assert fresh.epoch_order_seed == model.epoch_order_seed != 0
+
+
+def test_a_validation_split_without_training_rows_is_refused():
+    x, y = problems.clustered(2, n=4)
+    model = compiled_model("feature_views")
+    with pytest.raises(ValueError, match="`validation_split`"):
+        model.fit(x, y, validation_split=0.9, verbose=0)
 
 
 @pytest.fixture(scope="module")
