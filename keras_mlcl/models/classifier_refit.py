@@ -94,9 +94,9 @@ def refit_level(
     embeddings: np.ndarray,
     labels: Any,
     sample_weight: np.ndarray | None = None,
-    steps: int = 500,
-    batch_size: int = 1024,
-    learning_rate: float = 1e-2,
+    steps: int = 1000,
+    batch_size: int = 8192,
+    learning_rate: float = 0.05,
     level: str = "level",
 ) -> dict[str, float]:
     """Refits one classifier `layer` on fixed `embeddings`; returns its losses.
@@ -108,9 +108,10 @@ def refit_level(
         labels: `(N,)` class ids or `(N, K)` multi-hot labels; negative
             entries mark unlabelled rows, which are left out.
         sample_weight: optional `(N,)` weights of the rows.
-        steps: optimiser steps (Adam). Defaults to 500.
-        batch_size: rows per step. Defaults to 1024.
-        learning_rate: Adam's learning rate. Defaults to 1e-2.
+        steps: optimiser steps (Adam). Defaults to 1000.
+        batch_size: rows per step (all rows, up to it). Defaults to 8192.
+        learning_rate: Adam's initial learning rate, decayed to 0 along a
+            cosine over the steps. Defaults to 0.05.
         level: the level's name, for error messages.
 
     Returns:
@@ -142,7 +143,8 @@ def refit_level(
         if multi_hot
         else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     )
-    head.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+    head.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
     weights = None if sample_weight is None else np.asarray(sample_weight, "float32")[labelled]
     initial = penalised_loss(head, z, targets, weights, multi_hot)
     head.fit(RowBatches(z, targets, weights, steps, min(rows, batch_size)), verbose=0)
@@ -157,9 +159,9 @@ def fit_classifier(
     x: Any,
     y: Any,
     sample_weight: Any = None,
-    steps: int = 500,
-    batch_size: int = 1024,
-    learning_rate: float = 1e-2,
+    steps: int = 1000,
+    batch_size: int = 8192,
+    learning_rate: float = 0.05,
 ) -> dict[str, dict[str, float]]:
     """Refits every classifier of `model` on its frozen encoder (see module doc).
 
@@ -168,9 +170,10 @@ def fit_classifier(
         x: the training inputs (as `predict` takes them; not augmented).
         y: their labels, as `fit` takes them (class names included).
         sample_weight: optional `(N,)` weights of the samples.
-        steps: Adam steps per level. Defaults to 500.
-        batch_size: rows per step. Defaults to 1024.
-        learning_rate: Adam's learning rate. Defaults to 1e-2.
+        steps: Adam steps per level. Defaults to 1000.
+        batch_size: rows per step (all rows, up to it). Defaults to 8192.
+        learning_rate: Adam's initial learning rate, decayed to 0 along a
+            cosine over the steps. Defaults to 0.05.
 
     Returns:
         `{level: {"initial_loss", "loss"}}`, the penalised training loss of

@@ -326,9 +326,9 @@ class ContrastiveModel(LabelNames, InputChecks, EpochOrder, SeedStateSaving, ker
         x: Any,
         y: Any,
         sample_weight: Any = None,
-        steps: int = 500,
-        batch_size: int = 1024,
-        learning_rate: float = 1e-2,
+        steps: int = 1000,
+        batch_size: int = 8192,
+        learning_rate: float = 0.05,
     ) -> dict[str, dict[str, float]]:
         """Refits the classifiers on the frozen encoder, after `fit`.
 
@@ -345,9 +345,10 @@ class ContrastiveModel(LabelNames, InputChecks, EpochOrder, SeedStateSaving, ker
             x: the training inputs, not augmented.
             y: their labels, as `fit` takes them.
             sample_weight: optional `(N,)` weights of the samples.
-            steps: Adam steps per level. Defaults to 500.
-            batch_size: rows per step. Defaults to 1024.
-            learning_rate: Adam's learning rate. Defaults to 1e-2.
+            steps: Adam steps per level. Defaults to 1000.
+            batch_size: rows per step (all rows, up to it). Defaults to 8192.
+            learning_rate: Adam's initial learning rate, decayed to 0 along
+                a cosine over the steps. Defaults to 0.05.
 
         Returns:
             `{level: {"initial_loss", "loss"}}`: each classifier's
