@@ -5,8 +5,10 @@ Each command imports the parts of the library it needs when it runs.
 
 import argparse
 import json
+import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,6 +76,13 @@ def run_train(args: argparse.Namespace) -> int:
     if args.tensorboard:
         check_tensorboard()
     dataset = load_data(args)
+    if os.path.isfile(args.data):  # named in the message, before training
+        from keras_mlcl.experiments.encoders import check_images
+
+        try:
+            check_images(dataset.x)
+        except ValueError as error:
+            raise UsageError(f"In {args.data!r}: {error}") from None
     name = os.path.splitext(os.path.basename(os.path.normpath(args.data)))[0]
     out = args.out or os.path.join("saved_models", f"{name}_{args.method.replace('+', '_')}")
     results = train_and_evaluate(
@@ -288,6 +297,19 @@ def summary(results: dict[str, Any], out: str) -> str:
     return "\n".join(lines)
 
 
+def run_parsed(args: argparse.Namespace) -> int:
+    """Runs the command of `args`; returns its exit code."""
+    if args.command == "train":
+        return run_train(args)
+    if args.command == "bench":
+        return run_bench(args)
+    if args.command == "search":
+        return run_search(args)
+    if args.command == "embed":
+        return run_embed(args)
+    return run_evaluate(args)
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Runs the parsed command `args`; a user's mistake is one line on stderr and exit code 2.
 
@@ -299,15 +321,11 @@ def run_command(args: argparse.Namespace) -> int:
         The exit code.
     """
     try:
-        if args.command == "train":
-            return run_train(args)
-        if args.command == "bench":
-            return run_bench(args)
-        if args.command == "search":
-            return run_search(args)
-        if args.command == "embed":
-            return run_embed(args)
-        return run_evaluate(args)
+        with warnings.catch_warnings():
+            if getattr(args, "quiet", False):  # nothing at all: warnings and TF's log included
+                warnings.simplefilter("ignore")
+                logging.getLogger("tensorflow").setLevel(logging.ERROR)
+            return run_parsed(args)
     except (
         UsageError,
         ValueError,

@@ -203,7 +203,7 @@ def _check_inputs(name: str, x: Any, like: np.ndarray | None = None) -> np.ndarr
         )
     if len(x) == 0:
         raise ValueError(
-            f"`{name}` should hold at least one sample. Received: `{name}.shape`={x.shape}"
+            f"`{name}` should hold at least one row (sample). Received: `{name}.shape`={x.shape}"
         )
     if x.size == 0:
         raise ValueError(

@@ -38,6 +38,22 @@ def input_kind(x: Any) -> str:
     )
 
 
+def check_images(x: Any) -> None:
+    """Raises a `ValueError` when `x` holds images too small for the image encoder.
+
+    Args:
+        x: the inputs; anything but images `(N, H, W[, C])` passes.
+    """
+    shape = np.shape(x)
+    if input_kind(x) != "image":
+        return
+    height, width = shape[1:3]
+    try:
+        check_image_shape((height, width, shape[3] if len(shape) == 4 else 1))
+    except ValueError as error:
+        raise ValueError(f"`x` holds {height}x{width} images: {error}") from None
+
+
 class Preprocessing:
     """Host-side input preparation that a saved run can rebuild from its record.
 
@@ -120,11 +136,8 @@ def build_encoder(
     preprocessing = Preprocessing(kind)
     x = preprocessing(x_train)
     if kind == "image":
+        check_images(x_train)
         height, width = x.shape[1:3]
-        try:
-            check_image_shape(x.shape[1:])
-        except ValueError as error:
-            raise ValueError(f"`x` holds {height}x{width} images: {error}") from None
         augment = image_views(height, width, crop_padding=2, flip=True, value_range=(0.0, 255.0))
         return preprocessing, image_encoder(x.shape[1:], EMBEDDING_DIM), augment
     augment = keras.layers.Dropout(0.2, seed=random.randint(0, 2**31 - 1))

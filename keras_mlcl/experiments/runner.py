@@ -34,6 +34,7 @@ from keras_mlcl.experiments.history import plot_loss_curves
 from keras_mlcl.experiments.history import write_history_csv
 from keras_mlcl.experiments.methods import build_model
 from keras_mlcl.experiments.methods import check_method_for_dataset
+from keras_mlcl.experiments.options import DEFAULTS
 from keras_mlcl.experiments.options import options_for
 from keras_mlcl.experiments.run_folder import run_folder
 from keras_mlcl.experiments.saved_run import ENCODER_OUTPUT
@@ -41,6 +42,7 @@ from keras_mlcl.experiments.saved_run import INDEX_FOLDER
 from keras_mlcl.experiments.saved_run import MULTI_LABEL_JOIN
 from keras_mlcl.experiments.saved_run import RESULTS_FILE
 from keras_mlcl.experiments.saved_run import build_indexes
+from keras_mlcl.experiments.saved_run import index_path
 from keras_mlcl.experiments.saved_run import read_run_record
 from keras_mlcl.models import ContrastiveModel
 from keras_mlcl.models.export import MissingTensorFlowError
@@ -317,6 +319,11 @@ def train_and_evaluate(
     check_positive_int("views", views)
     if tensorboard and out is None:
         raise ValueError("`tensorboard=True` needs a run folder `out` to write the logs to.")
+    if "temperature" not in options_for(method) and temperature != DEFAULTS["temperature"]:
+        raise ValueError(
+            f"Method {method!r} uses no temperature (as `keras-mlcl train` refuses "
+            f"--temperature for it). Received: `temperature`={temperature!r}"
+        )
     writing = (
         contextlib.nullcontext() if out is None else run_folder(out, "train", overwrite, protected)
     )
@@ -482,7 +489,7 @@ def store_indexes(
     )
     os.makedirs(os.path.join(folder, INDEX_FOLDER))
     for name, index in indexes.items():
-        index.save(os.path.join(folder, INDEX_FOLDER, name))
+        index.save(os.path.join(folder, index_path(name)))
     return indexes
 
 

@@ -23,11 +23,18 @@ from keras_mlcl.data import table_inputs
 from keras_mlcl.experiments.encoders import Preprocessing
 from keras_mlcl.search import EmbeddingIndex
 from keras_mlcl.utils.atomic_write import write_beside
+from keras_mlcl.utils.names import file_name_part
 
 RESULTS_FILE = "results.json"
 INDEX_FOLDER = "index"
 ENCODER_OUTPUT = "embedding"
 MULTI_LABEL_JOIN = "|"
+
+
+def index_path(output: str) -> str:
+    """The folder of `output`'s index in a run, `index/<output>` (a level name that is no
+    plain short identifier gets a bounded, safe folder name: `utils.names.file_name_part`)."""
+    return os.path.join(INDEX_FOLDER, file_name_part(output))
 
 
 def label_names(labels: np.ndarray, names: Sequence[str] | None, separator: str) -> np.ndarray:
@@ -223,7 +230,7 @@ class SavedRun:
     def index(self, head: str | None = None) -> EmbeddingIndex:
         """The stored index of the run's training rows for `head` (`None`: the encoder)."""
         name = self.output_name(head)
-        return EmbeddingIndex.load(os.path.join(self.folder, INDEX_FOLDER, name))
+        return EmbeddingIndex.load(os.path.join(self.folder, index_path(name)))
 
     def references(self, data: Any, head: str | None = None) -> EmbeddingIndex:
         """An index of other items: a table's rows (with its label columns' values, where the

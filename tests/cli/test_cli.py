@@ -329,3 +329,37 @@ def test_quiet_train_prints_nothing_when_the_export_is_skipped(tmp_path, capfd, 
             "saved_model": None,
             "skipped": "TensorFlow is not installed",
         }
+
+
+@pytest.mark.backend_independent
+def test_quiet_mutes_warnings_and_tensorflow_logging(tmp_path, capfd, monkeypatch):
+    """Under `--quiet` the command runs with warnings ignored and TensorFlow's Python log at
+    ERROR (a tf.function retracing notice printed under `bench quality --quiet`); without it,
+    neither is changed. (Pytest captures warnings and log records itself, so the state the
+    command runs in is what is checked.)"""
+    import logging
+    import warnings
+
+    from keras_mlcl.cli import main as cli_main
+
+    seen = []
+
+    def record(args):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.warn("overflow encountered", RuntimeWarning, stacklevel=1)
+        seen.append((len(caught), logging.getLogger("tensorflow").getEffectiveLevel()))
+        return 0
+
+    monkeypatch.setattr(cli_main, "run_train", record)
+    tensorflow_log = logging.getLogger("tensorflow")
+    monkeypatch.setattr(tensorflow_log, "level", logging.WARNING)
+    data = write_unseen_npz(os.path.join(tmp_path, "mine.npz"), n=30)
+    args = ["train", "--data", data, "--out", os.path.join(tmp_path, "run")]
+    assert command(capfd, *args)[0] == 0
+    assert seen[-1] == (1, logging.WARNING)
+    assert command(capfd, *args, "--quiet") == (0, "", "")
+    assert seen[-1] == (0, logging.ERROR)
+    with warnings.catch_warnings(record=True) as after:  # the filter does not outlive the command
+        warnings.simplefilter("always")
+        warnings.warn("still shown", RuntimeWarning, stacklevel=1)
+    assert len(after) == 1

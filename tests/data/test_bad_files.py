@@ -55,7 +55,7 @@ BAD_NPZ = {
     ),
     "zero_rows": (
         lambda path: np.savez(path, x=np.zeros((0, 3)), y=np.zeros(0, int)),
-        r"`x` should hold at least one sample. Received: `x.shape`=\(0, 3\)",
+        r"`x` should hold at least one row \(sample\). Received: `x.shape`=\(0, 3\)",
     ),
     "beyond_float32": (
         lambda path: np.savez(

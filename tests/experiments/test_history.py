@@ -1,4 +1,5 @@
 import csv
+import os
 
 import numpy as np
 import pytest
@@ -69,3 +70,15 @@ def test_write_history_csv(tmp_path):
     with open(path, newline="") as file:
         rows = list(csv.reader(file))
     assert rows == [["epoch", "loss", "val_loss"], ["1", "2.0", "2.5"], ["2", "1.0", "1.5"]]
+
+
+@pytest.mark.backend_independent
+def test_index_folders_of_long_or_odd_level_names_are_bounded():
+    # A 250-character level name made `index/<name>` too long for the file system.
+    from keras_mlcl.experiments.saved_run import index_path
+
+    assert index_path("fine") == os.path.join("index", "fine")  # runs saved before still load
+    long = index_path("a" * 250)
+    assert long.startswith(os.path.join("index", "a")) and len(os.path.basename(long)) <= 64
+    assert index_path("a" * 250) != index_path("a" * 249)
+    assert os.sep not in os.path.basename(index_path("x/y"))

@@ -76,3 +76,15 @@ def test_a_run_with_threshold_rows_records_them():
     assert set(metrics) == {"macro_f1", "micro_f1", "map"}
     assert run["linear_probe"]["labels"] == metrics["macro_f1"]
     assert set(run["classifier"]["labels"]) == {"macro_f1", "micro_f1", "map"}
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("method", ["ce", "bce"])
+def test_a_temperature_for_a_method_without_one_is_refused(method):
+    # As the command refuses `--method ce --temperature 0.5`; the default passes (and is
+    # recorded as None, tests/cli/test_cli.py).
+    data = multi_label_dataset(n=20)
+    if method == "ce":
+        data = LabeledDataset(x=data.x, labels={"fine": np.arange(20) % 2}, name="toy")
+    with pytest.raises(ValueError, match=f"Method '{method}' uses no temperature"):
+        train_and_evaluate(data, method=method, temperature=0.5, epochs=1, verbose=0)
