@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from keras_mlcl.data.labels import check_class_names
 from keras_mlcl.data.labels import check_labelled
 from keras_mlcl.data.labels import check_labels
+from keras_mlcl.data.labels import check_names_cover_ids
 from keras_mlcl.data.labels import check_same_levels
 from keras_mlcl.data.labels import encode_string_labels
 from keras_mlcl.utils.class_names import string_labels
@@ -114,7 +114,7 @@ class LabeledDataset:
                     f"Received: `class_names` for {unknown}"
                 )
             splits = [self.labels, self.test_labels, self.val_labels]
-            check_class_names(self.class_names, [labels for labels in splits if labels])
+            check_names_cover_ids(self.class_names, [labels for labels in splits if labels])
         for split, x_name, _ in _SPLITS:
             ids_name = f"{split}_ids" if split else "ids"
             setattr(self, ids_name, _check_ids(ids_name, getattr(self, ids_name), x_name, self))

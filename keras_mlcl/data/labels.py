@@ -139,7 +139,7 @@ def check_labelled(name: str, labels: Mapping[str, np.ndarray]) -> None:
             )
 
 
-def check_class_names(
+def check_names_cover_ids(
     class_names: Mapping[str, Sequence[str]], splits: Sequence[Mapping[str, np.ndarray]]
 ) -> None:
     """Checks that `class_names` names every class id, or every multi-hot column, of its levels.
