@@ -1,11 +1,14 @@
-"""The blockwise SupCon kernel as one `torch.autograd.Function` (the torch fast path).
+"""The blockwise SupCon kernel as `torch.autograd.Function`s (the torch fast path).
 
 Same contract as the `keras.ops` kernel: anchors against candidates, row block by row block,
 with the closed-form gradient. Every `N`-wide pass is an in-place ATen op or a fused one
-(`softmax`), and with a single block the backward is two matmuls and no `M x N` pass.
+(`softmax`) on block buffers made once per call. Positives come two ways: a weights function
+(any rule), or the heads' class ids (the `"equal"` rule), whose sums per class replace every
+`rows x N` weight pass; the backward pass is then two matmuls and no `M x N` pass.
 """
 
 from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -29,6 +32,8 @@ def supcon_rows(
     anchor_offset: int | torch.Tensor | None = None,
     candidate_mask: torch.Tensor | None = None,
     block_rows: int | None = None,
+    anchor_weights: torch.Tensor | None = None,
+    class_ids: tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-term, per-anchor SupCon losses of anchors against candidates, block by block.
 
@@ -46,12 +51,19 @@ def supcon_rows(
     - `w_tij >= 0` are the positive weights, `W_ti = sum_j w_tij`, `S_ti = sum_j w_tij l_ij`;
     - `n_ti = W_ti` when `binary` or `normalization="weight"`, else `#{j : w_tij > 0}`.
 
-    Anchors are taken `block_rows` rows at a time, each block against all candidates. With
-    one block its softmax (folded with the weights) is kept for the backward pass; with
-    several, the backward recomputes each block, so extra memory stays
-    `O(block_rows * N)`. The gradient with respect to the logits is
-    `G_ij = sum_t u_ti / n_ti (W_ti p_ij - w_tij)` (`p` the softmax, `u` the upstream
-    gradient of `loss`), back through the similarity matmul and to the inverse temperature.
+    Anchors are taken `block_rows` rows at a time, each block against all candidates, in
+    one buffer made once per call (the softmax overwrites the logits). The gradient with
+    respect to the logits is `G_ij = sum_t u_ti / n_ti (W_ti p_ij - w_tij)` (`p` the
+    softmax, `u` the upstream gradient of `loss`), back through the similarity matmul and to
+    the inverse temperature.
+    Per anchor, a single block keeps its softmax for the backward pass, and several blocks
+    are recomputed there. With `anchor_weights` the gradient is computed in the forward
+    pass, block by block (three matmuls in all), and the backward pass only scales it.
+
+    With `class_ids`, `w_hij = 1` when anchor `i` and candidate `j` have the same class id
+    on head `h` (ids `>= 0`; a negative id is unlabelled), and `weights_fn` is not called:
+    `W` and `S` come from per-class sums of the candidates, and the `w` part of the
+    gradient from per-class sums of the anchors, so no weight is ever held per pair.
 
     Args:
         anchors: float32 tensor `(H, M, D)`.
@@ -67,10 +79,17 @@ def supcon_rows(
         candidate_mask: None or a bool tensor `(N,)`, or `(H, N)` for slots that differ
             per head, False marking an empty slot. Defaults to None.
         block_rows: anchors per block; None (default) or `>= M` means one block.
+        anchor_weights: None, or constant weights `s_hi` `(H, M)` of the anchors, with
+            `T == H`: the kernel then returns `sum_i s_hi loss_hi` `(H,)` in place of the
+            per-anchor losses. Defaults to None.
+        class_ids: None, or `(anchor_ids, candidate_ids)`: one `(M,)` and one `(N,)` tensor
+            of class ids per head (`T == H`), the `"equal"` rule's positives. Defaults to
+            None (`weights_fn`, which is also used under
+            `torch.use_deterministic_algorithms(True)`).
 
     Returns:
-        A tuple `(loss, n_positives)` of float32 tensors `(T, M)`; only `loss` carries a
-        gradient.
+        A tuple `(loss, n_positives)` of float32 tensors `(T, M)` (`loss` `(H,)` with
+        `anchor_weights`); only `loss` carries a gradient.
 
     Example:
 
@@ -80,6 +99,10 @@ def supcon_rows(
     >>> loss, n = supcon_rows(z, z, torch.tensor(1.0), weights, True, "count", 0)
     >>> loss.round(decimals=4), n  # every anchor: log(1 + 2 exp(-1)), one positive
     (tensor([[0.5514, 0.5514, 0.5514, 0.5514]]), tensor([[1., 1., 1., 1.]]))
+    >>> total, _ = supcon_rows(z, z, torch.tensor(1.0), None, True, "count", 0,
+    ...                        anchor_weights=torch.ones(1, 4), class_ids=([labels], [labels]))
+    >>> total.round(decimals=4)  # the four anchors' sum
+    tensor([2.2058])
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(
@@ -96,286 +119,510 @@ def supcon_rows(
         block_rows = rows
     elif block_rows < 1:
         raise ValueError(f"`block_rows` should be a positive int. Received: {block_rows}")
-    return _SupConRows.apply(
-        anchors,
-        candidates,
-        inverse_temperature,
-        weights_fn,
-        binary,
-        normalization,
-        anchor_offset,
-        candidate_mask,
-        block_rows,
+    if isinstance(anchor_offset, torch.Tensor):
+        anchor_offset = int(anchor_offset)
+    if torch.are_deterministic_algorithms_enabled():
+        class_ids = None  # the per-class sums scatter-add, which CUDA does in no fixed order
+    call = _Call(
+        weights_fn, binary, normalization, anchor_offset, candidate_mask, block_rows, class_ids
+    )
+    # The anchors being the candidates themselves (the whole batch) go in once: autograd and
+    # `torch.compile` take a tensor given twice badly, and the gradients are added here.
+    call.same = anchors is candidates
+    given = None if call.same else anchors
+    if anchor_weights is None:
+        return _SupConRows.apply(given, candidates, inverse_temperature, call)
+    needs_grad = torch.is_grad_enabled() and any(
+        x.requires_grad for x in (anchors, candidates, inverse_temperature)
+    )
+    return _SupConSums.apply(
+        given, candidates, inverse_temperature, anchor_weights.detach(), call, needs_grad
     )
 
 
+class _Call:
+    """The non-tensor arguments of one `supcon_rows` call, shared by its blocks."""
+
+    def __init__(
+        self,
+        weights_fn: WeightsFn,
+        binary: bool,
+        normalization: str,
+        offset: int | None,
+        mask: torch.Tensor | None,
+        block_rows: int,
+        class_ids: tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]] | None,
+    ) -> None:
+        self.weights_fn, self.binary, self.normalization = weights_fn, binary, normalization
+        self.offset, self.block_rows, self.class_ids = offset, block_rows, class_ids
+        self.same = False
+        if mask is not None and mask.dim() == 2:  # per head: (H, 1, N) against (H, rows, N)
+            mask = mask.unsqueeze(-2)
+        self.mask = mask
+
+    def positives(
+        self, anchors: torch.Tensor, candidates: torch.Tensor, inverse_temperature: torch.Tensor
+    ) -> "_ClassPositives | _WeightPositives":
+        """The positives of this call: per-class sums, or the weights function."""
+        if self.class_ids is None:
+            return _WeightPositives(self, anchors.dtype)
+        return _ClassPositives(self, anchors, candidates, inverse_temperature)
+
+    def blocks(self, rows: int) -> list[tuple[int, int]]:
+        """`(start, stop)` of each block of anchor rows."""
+        step = self.block_rows
+        return [(start, min(start + step, rows)) for start in range(0, rows, step)]
+
+    def softmax_(self, logits: torch.Tensor, start: int) -> torch.Tensor:
+        """Masks `logits` and overwrites them with their softmax; returns `LSE`, `(H, rows)`."""
+        if self.offset is not None:
+            _fill_self_pairs_(logits, self.offset, start, _MASKED_LOGIT)
+        if self.mask is not None:
+            logits.masked_fill_(~self.mask, _MASKED_LOGIT)
+        row_max = logits.amax(-1)
+        # In place: each element is read before it is written, as in an element-wise op
+        # (one block buffer fewer to allocate and fault in).
+        probabilities = torch.ops.aten._softmax.out(logits, -1, False, out=logits)
+        # The largest p of a row is 1 / sum_j exp(l_ij - max): LSE = max - log(max p).
+        return row_max - torch.log(probabilities.amax(-1))
+
+
+class _Workspace:
+    """The block buffer of one call, `(H, block_rows, N)`, viewed at each block's size."""
+
+    def __init__(self, anchors: torch.Tensor, candidates: torch.Tensor, block_rows: int) -> None:
+        self.buffer = anchors.new_empty(anchors.shape[0] * block_rows * candidates.shape[1])
+        self.heads, self.columns = anchors.shape[0], candidates.shape[1]
+
+    def view(self, rows: int) -> torch.Tensor:
+        """A contiguous `(H, rows, N)` view of the buffer."""
+        size = self.heads * rows * self.columns
+        return self.buffer[:size].view(self.heads, rows, self.columns)
+
+
+def _logits(
+    anchors: torch.Tensor,
+    candidates: torch.Tensor,
+    inverse_temperature: torch.Tensor,
+    start: int,
+    stop: int,
+    workspace: _Workspace,
+) -> torch.Tensor:
+    """`t a_i . c_j` of anchors `start..stop-1`, written into the workspace."""
+    scaled = anchors[:, start:stop] * inverse_temperature
+    return torch.matmul(scaled, candidates.transpose(-1, -2), out=workspace.view(stop - start))
+
+
+def _losses(
+    weight_sum: torch.Tensor,
+    weighted_logits: torch.Tensor,
+    n_positives: torch.Tensor,
+    log_denominator: torch.Tensor,
+) -> torch.Tensor:
+    """`(W LSE - S) / n`, 0 where `n = 0`."""
+    valid = n_positives > 0
+    raw = weight_sum * log_denominator - weighted_logits
+    return torch.where(valid, raw / torch.where(valid, n_positives, 1.0), 0.0)
+
+
 class _SupConRows(torch.autograd.Function):
-    """The loops over blocks, wired into autograd: what `forward` saves, `backward` reads."""
+    """Per-anchor losses: the forward loop over blocks, and the backward one."""
 
     @staticmethod
     def forward(
         ctx: Any,
-        anchors: torch.Tensor,
+        anchors: torch.Tensor | None,
         candidates: torch.Tensor,
         inverse_temperature: torch.Tensor,
-        weights_fn: WeightsFn,
-        binary: bool,
-        normalization: str,
-        anchor_offset: int | torch.Tensor | None,
-        candidate_mask: torch.Tensor | None,
-        block_rows: int,
+        call: _Call,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = anchors.shape[1]
+        anchors = candidates if anchors is None else anchors
+        positives = call.positives(anchors, candidates, inverse_temperature)
+        blocks = call.blocks(anchors.shape[1])
+        workspace = _Workspace(anchors, candidates, call.block_rows)
         losses, counts, sums = [], [], []
-        kept = None
-        for start in range(0, rows, block_rows):
-            stop = min(start + block_rows, rows)
-            block = _Block(
-                anchors,
-                candidates,
-                inverse_temperature,
-                weights_fn(start, stop - start),
-                anchor_offset,
-                candidate_mask,
-                start,
-                stop,
-            )
-            loss, n_positives, weight_sum = _block_forward(block, binary, normalization)
-            losses.append(loss)
+        for start, stop in blocks:
+            logits = _logits(anchors, candidates, inverse_temperature, start, stop, workspace)
+            weight_sum, weighted, n_positives = positives.statistics(logits, start, stop)
+            log_denominator = call.softmax_(logits, start)
+            losses.append(_losses(weight_sum, weighted, n_positives, log_denominator))
             counts.append(n_positives)
             sums.append(weight_sum)
-            if block_rows == rows:
-                kept = block.keep(weight_sum)
+        del workspace  # one block's softmax lives on in `ctx.kept`
         loss, n_positives = torch.cat(losses, dim=-1), torch.cat(counts, dim=-1)
         ctx.mark_non_differentiable(n_positives)
-        ctx.weights_fn, ctx.anchor_offset, ctx.block_rows = weights_fn, anchor_offset, block_rows
-        ctx.has_mask = candidate_mask is not None
-        ctx.folded = kept is not None and kept[1] is None
-        saved = [anchors, candidates, inverse_temperature, n_positives, torch.cat(sums, dim=-1)]
-        saved.append(candidate_mask if candidate_mask is not None else n_positives)
-        if kept is not None:
-            saved.extend(t for t in kept if t is not None)
-        ctx.save_for_backward(*saved)
+        ctx.call, ctx.positives = call, positives
+        ctx.kept = positives.keep(logits, sums[0], 0) if len(blocks) == 1 else None
+        ctx.save_for_backward(
+            anchors, candidates, inverse_temperature, n_positives, torch.cat(sums, dim=-1)
+        )
         return loss, n_positives
 
     @staticmethod
     def backward(ctx: Any, upstream: torch.Tensor, _: Any) -> tuple[torch.Tensor | None, ...]:
-        anchors, candidates, inverse_temperature, n_positives, weight_sum, mask, *kept = (
-            ctx.saved_tensors
-        )
-        candidate_mask = mask if ctx.has_mask else None
+        anchors, candidates, inverse_temperature, n_positives, weight_sum = ctx.saved_tensors
+        call = ctx.call
+        # Recomputed blocks get positives of their own: nothing made in `forward` is changed
+        # here (`torch.compile` traces it whole).
+        if ctx.kept is not None:
+            positives = ctx.positives
+        else:
+            positives = call.positives(anchors, candidates, inverse_temperature)
         valid = n_positives > 0
         coefficient = torch.where(valid, upstream / torch.where(valid, n_positives, 1.0), 0.0)
-        need_a, need_c, need_t = ctx.needs_input_grad[:3]
-        rows, block_rows = anchors.shape[1], ctx.block_rows
-        grad_a = torch.empty_like(anchors) if need_a else None
-        grad_c = torch.zeros_like(candidates) if need_c else None
-        grad_t = anchors.new_zeros(anchors.shape[0]) if need_t else None
-        for start in range(0, rows, block_rows):
-            stop = min(start + block_rows, rows)
-            c = coefficient[:, start:stop]
-            if ctx.folded:
-                # kept = [w - W p]; G = c (W p - w), with the row scale c moved onto the matmuls.
-                negative, scale = kept[0], c.unsqueeze(-1)
-            else:
-                if kept:
-                    probabilities, weights = kept
-                else:
-                    block = _Block(
-                        anchors,
-                        candidates,
-                        inverse_temperature,
-                        ctx.weights_fn(start, stop - start),
-                        ctx.anchor_offset,
-                        candidate_mask,
-                        start,
-                        stop,
-                    )
-                    block.softmax_()
-                    probabilities, weights = block.probabilities, block.weights
-                negative, scale = _negative_logit_gradient(
-                    probabilities, weights, c, weight_sum[:, start:stop], ctx.anchor_offset, start
-                )
-            _block_backward_(
-                negative,
-                scale,
-                anchors[:, start:stop],
-                candidates,
-                inverse_temperature,
-                None if grad_a is None else grad_a[:, start:stop],
-                grad_c,
-                grad_t,
+        needed = ctx.needs_input_grad[:3]
+        if call.same:
+            needed = (needed[1], *needed[1:])
+        gradients = _Gradients(anchors, candidates, inverse_temperature, needed, call.same)
+        blocks = call.blocks(anchors.shape[1])
+        workspace = (
+            None if ctx.kept is not None else _Workspace(anchors, candidates, call.block_rows)
+        )
+        for start, stop in blocks:
+            kept = ctx.kept
+            if kept is None:
+                assert workspace is not None
+                logits = _logits(anchors, candidates, inverse_temperature, start, stop, workspace)
+                positives.statistics(logits, start, stop)
+                call.softmax_(logits, start)
+                kept = positives.keep(logits, weight_sum[:, start:stop], start)
+            positives.add_gradient(
+                kept, coefficient[:, start:stop], weight_sum[:, start:stop], start, gradients
             )
+        return (*positives.finish(gradients), None)
+
+
+class _SupConSums(torch.autograd.Function):
+    """Weighted sums of the anchors' losses, their gradient computed block by block in the
+    forward pass."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        anchors: torch.Tensor | None,
+        candidates: torch.Tensor,
+        inverse_temperature: torch.Tensor,
+        anchor_weights: torch.Tensor,
+        call: _Call,
+        needs_grad: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        anchors = candidates if anchors is None else anchors
+        positives = call.positives(anchors, candidates, inverse_temperature)
+        workspace = _Workspace(anchors, candidates, call.block_rows)
+        gradients = _Gradients(
+            anchors, candidates, inverse_temperature, (needs_grad,) * 3, call.same
+        )
+        heads, rows = anchors.shape[:2]
+        sums = anchors.new_zeros(heads)
+        n_positives = anchors.new_empty(heads, rows)
+        for start, stop in call.blocks(rows):
+            logits = _logits(anchors, candidates, inverse_temperature, start, stop, workspace)
+            weight_sum, weighted, count = positives.statistics(logits, start, stop)
+            log_denominator = call.softmax_(logits, start)
+            loss = _losses(weight_sum, weighted, count, log_denominator)
+            weights = anchor_weights[:, start:stop]
+            sums += torch.where(count > 0, weights * loss, 0.0).sum(-1)
+            n_positives[:, start:stop] = count
+            if needs_grad:
+                valid = count > 0
+                coefficient = torch.where(valid, weights / torch.where(valid, count, 1.0), 0.0)
+                kept = positives.keep(logits, weight_sum, start)
+                positives.add_gradient(kept, coefficient, weight_sum, start, gradients)
+        del workspace
+        ctx.mark_non_differentiable(n_positives)
+        ctx.scalar_temperature = inverse_temperature.dim() == 0
+        if needs_grad:
+            ctx.gradients = positives.finish(gradients)
+        return sums, n_positives
+
+    @staticmethod
+    def backward(ctx: Any, upstream: torch.Tensor, _: Any) -> tuple[torch.Tensor | None, ...]:
+        grad_a, grad_c, grad_t = ctx.gradients
+        scale = upstream.view(-1, 1, 1)
+        grad_a = None if grad_a is None else grad_a * scale
+        grad_c = None if grad_c is None else grad_c * scale
         if grad_t is not None:
-            grad_t = grad_t.sum() if inverse_temperature.dim() == 0 else grad_t.view(-1, 1, 1)
-        return grad_a, grad_c, grad_t, None, None, None, None, None, None
+            grad_t = (grad_t * scale).sum() if ctx.scalar_temperature else grad_t * scale
+        return grad_a, grad_c, grad_t, None, None, None
 
 
-def _block_forward(
-    block: "_Block", binary: bool, normalization: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`(loss, n_positives, W)` of one block, `(T, rows)`; masks its logits, keeps its softmax.
-
-    ```
-    loss_ti = (W_ti LSE_i - S_ti) / n_ti      (0 when n_ti = 0)
-    ```
-
-    with `W`, `S` and `n` from `_Block.statistics` and `LSE` from `_Block.softmax_`.
-    """
-    weight_sum, weighted_logits, n_positives = block.statistics(binary, normalization)
-    log_denominator = block.softmax_()
-    raw = weight_sum * log_denominator - weighted_logits
-    valid = n_positives > 0
-    loss = torch.where(valid, raw / torch.where(valid, n_positives, 1.0), 0.0)
-    return loss, n_positives, weight_sum
-
-
-def _block_backward_(
-    negative: torch.Tensor,
-    scale: torch.Tensor,
-    block_anchors: torch.Tensor,
-    candidates: torch.Tensor,
-    inverse_temperature: torch.Tensor,
-    grad_a_rows: torch.Tensor | None,
-    grad_c: torch.Tensor | None,
-    grad_t: torch.Tensor | None,
-) -> None:
-    """Adds one block's gradients, for the logit gradient `G = -scale * negative`, in place.
-
-    ```
-    d a = t G C,   d c = t G^T A,   d t = sum_i a_i . (G C)_i
-    ```
-
-    Args:
-        negative: `(H, rows, N)`, from `_negative_logit_gradient` (or the kept `w - W p`).
-        scale: the row scale `(H, rows, 1)`, or 1.
-        block_anchors: the block's anchors `(H, rows, D)`.
-        candidates: `(H, N, D)`.
-        inverse_temperature: `t`, `()` or `(H, 1, 1)`.
-        grad_a_rows: the block's rows of `d a` `(H, rows, D)`, overwritten; None when the
-            anchors need no gradient, and likewise:
-        grad_c: `d c` `(H, N, D)`, added to.
-        grad_t: `d t` per head `(H,)`, added to.
-    """
-    if grad_a_rows is not None or grad_t is not None:
-        product = torch.matmul(negative, candidates).mul_(scale)
-        if grad_t is not None:
-            grad_t -= torch.einsum("hmd,hmd->h", product, block_anchors)
-        if grad_a_rows is not None:
-            grad_a_rows.copy_(product.mul_(-inverse_temperature))
-    if grad_c is not None:
-        right = block_anchors * (-inverse_temperature * scale)
-        grad_c += torch.matmul(negative.transpose(-1, -2), right)
-
-
-def _negative_logit_gradient(
-    probabilities: torch.Tensor,
-    weights: torch.Tensor,
-    coefficient: torch.Tensor,
-    weight_sum: torch.Tensor,
-    offset: int | torch.Tensor | None,
-    start: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`(negative, scale)` of one block with `G = -scale * negative`, self pairs zeroed.
-
-    When the terms are the heads, `negative = w - W p` `(H, rows, N)` and `scale = c`
-    `(H, rows, 1)`, the row scale left to the matmuls; several terms sharing one `p` are
-    summed first: `negative = sum_t c_t (w_t - W_t p)` `(1, rows, N)` and `scale = 1`.
-    """
-    if weights.shape[0] == probabilities.shape[0]:
-        negative = torch.addcmul(weights, probabilities, weight_sum.unsqueeze(-1), value=-1.0)
-        scale = coefficient.unsqueeze(-1)
-    else:
-        negative = torch.einsum("tmn,tm->mn", weights, coefficient).unsqueeze(0)
-        negative.sub_(probabilities * (coefficient * weight_sum).sum(0).view(1, -1, 1))
-        scale = torch.ones((), dtype=negative.dtype, device=negative.device)
-    if offset is not None:
-        _fill_self_pairs_(negative, offset, start, 0.0)
-    return negative, scale
-
-
-def _self_pairs(block: torch.Tensor, offset: int | torch.Tensor, start: int) -> torch.Tensor:
-    """The anchor-to-itself entries of a block `(H, rows, N)` of rows `start..`, `(H, rows)`."""
-    if isinstance(offset, torch.Tensor):
-        rows = torch.arange(block.shape[-2], device=block.device)
-        return block[:, rows, rows + (offset + start)]
-    return block.diagonal(offset + start, -2, -1)
-
-
-def _fill_self_pairs_(
-    block: torch.Tensor, offset: int | torch.Tensor, start: int, value: float
-) -> None:
-    """Writes `value` over the anchor-to-itself entries of a block, in place."""
-    if isinstance(offset, torch.Tensor):
-        rows = torch.arange(block.shape[-2], device=block.device)
-        block[:, rows, rows + (offset + start)] = value
-    else:
-        block.diagonal(offset + start, -2, -1).fill_(value)
-
-
-class _Block:
-    """One row block: its logits (masked in place by `softmax_`) and weights."""
+class _Gradients:
+    """The gradients being summed, `None` where nobody asked for one; `t` per head `(H,)`."""
 
     def __init__(
         self,
         anchors: torch.Tensor,
         candidates: torch.Tensor,
         inverse_temperature: torch.Tensor,
-        weights: torch.Tensor,
-        offset: int | torch.Tensor | None,
-        mask: torch.Tensor | None,
-        start: int,
-        stop: int,
+        needed: Sequence[bool],
+        same: bool,
     ) -> None:
-        scaled = anchors[:, start:stop] * inverse_temperature
-        self.logits = torch.matmul(scaled, candidates.transpose(-1, -2))
-        if mask is not None:
-            if mask.dim() == 2:  # per head: (H, 1, N) against (H, rows, N)
-                mask = mask.unsqueeze(-2)
-            weights = weights.masked_fill(~mask, 0.0)
-        self.weights, self.offset, self.mask, self.start = weights, offset, mask, start
+        self.anchors, self.candidates, self.same = anchors, candidates, same
+        self.inverse_temperature = inverse_temperature
+        self.scalar_temperature = inverse_temperature.dim() == 0
+        self.a = torch.empty_like(anchors) if needed[0] else None
+        self.c = torch.zeros_like(candidates) if needed[1] else None
+        self.t = anchors.new_zeros(anchors.shape[0]) if needed[2] else None
+        # What class positives sum for the candidates' gradient: per class, and per anchor.
+        self.class_sums: torch.Tensor | None = None
+        self.own_coefficient: torch.Tensor | None = None
+
+    def product(self, left: torch.Tensor, start: int, scale: torch.Tensor) -> torch.Tensor | None:
+        """`left C` times `scale`, `(H, rows, D)`, written into the anchors' gradient rows
+        when there are some; None when neither the anchors nor `t` need a gradient."""
+        if self.a is None and self.t is None:
+            return None
+        out = None if self.a is None else self.a[:, start : start + left.shape[1]]
+        return torch.matmul(left, self.candidates, out=out).mul_(scale)
+
+    def add_product_(self, product: torch.Tensor | None, start: int) -> None:
+        """Takes one block's `G C` (`product`, from `product`) into the gradients of `t` and
+        of the anchors (`t G C`, in place)."""
+        if product is None:
+            return
+        if self.t is not None:
+            rows = self.anchors[:, start : start + product.shape[1]]
+            self.t += torch.einsum("hmd,hmd->h", product, rows)
+        if self.a is not None:
+            product.mul_(self.inverse_temperature)
+
+    def add_candidates_(self, left: torch.Tensor, right: torch.Tensor) -> None:
+        """Adds `left^T right` to the candidates' gradient (`right` has `t` in it)."""
+        if self.c is not None:
+            for head in range(left.shape[0]):  # 2-D: faster than `baddbmm_` on CPU
+                self.c[head].addmm_(left[head].T, right[head])
+
+    def result(self) -> tuple[torch.Tensor | None, ...]:
+        """`(d anchors, d candidates, d inverse temperature)` in the inputs' shapes."""
+        grad_t = self.t
+        if grad_t is not None:
+            grad_t = grad_t.sum() if self.scalar_temperature else grad_t.view(-1, 1, 1)
+        if self.same and self.a is not None:  # one input: its two roles' gradients added
+            assert self.c is not None
+            return None, self.c.add_(self.a), grad_t
+        return self.a, self.c, grad_t
+
+
+class _WeightPositives:
+    """Positives from the weights function: a `(T, rows, N)` block of weights."""
+
+    def __init__(self, call: _Call, dtype: torch.dtype) -> None:
+        self.call, self.dtype = call, dtype
+
+    def weights(self, start: int, stop: int) -> torch.Tensor:
+        """The block's weights, empty slots zeroed."""
+        weights = self.call.weights_fn(start, stop - start).to(self.dtype)
+        if self.call.mask is not None:
+            weights = weights.masked_fill(~self.call.mask, 0.0)
+        return weights
 
     def statistics(
-        self, binary: bool, normalization: str
+        self, logits: torch.Tensor, start: int, stop: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """`W`, `S` and `n` of every term and anchor, `(T, rows)`, self pairs excluded."""
-        weights, logits = self.weights, self.logits
+        """`W`, `S` and `n` of every term and anchor, `(T, rows)`, self pairs excluded
+        (`logits` not masked yet); the weights are kept for `keep`."""
+        call, weights = self.call, self.weights(start, stop)
         weight_sum = weights.sum(-1)
         if weights.shape[0] == logits.shape[0]:
             weighted = torch.einsum("hmn,hmn->hm", weights, logits)
         else:
             weighted = torch.einsum("tmn,mn->tm", weights, logits[0])
-        count = normalization == "count" and not binary
-        n_positives = torch.count_nonzero(weights, dim=-1).float() if count else None
-        if self.offset is not None:
-            self_weight = _self_pairs(weights, self.offset, self.start)
+        count = call.normalization == "count" and not call.binary
+        n_positives = torch.count_nonzero(weights, dim=-1).to(logits.dtype) if count else None
+        if call.offset is not None:
+            self_weight = _self_pairs(weights, call.offset, start)
             weight_sum = weight_sum - self_weight
-            weighted = weighted - self_weight * _self_pairs(logits, self.offset, self.start)
+            weighted = weighted - self_weight * _self_pairs(logits, call.offset, start)
             if n_positives is not None:
-                n_positives = n_positives - (self_weight > 0).float()
+                n_positives = n_positives - (self_weight > 0).to(logits.dtype)
+        self.block_weights = weights
         return weight_sum, weighted, weight_sum if n_positives is None else n_positives
 
-    def softmax_(self) -> torch.Tensor:
-        """Masks the logits in place, keeps their softmax; returns `LSE`, `(H, rows)`."""
-        logits = self.logits
-        if self.offset is not None:
-            _fill_self_pairs_(logits, self.offset, self.start, _MASKED_LOGIT)
-        if self.mask is not None:
-            logits.masked_fill_(~self.mask, _MASKED_LOGIT)
-        row_max = logits.amax(-1)
-        self.probabilities = torch.softmax(logits, -1)
-        # The largest p of a row is 1 / sum_j exp(l_ij - max): LSE = max - log(max p).
-        return row_max - torch.log(self.probabilities.amax(-1))
-
-    def keep(self, weight_sum: torch.Tensor) -> list[torch.Tensor | None]:
-        """What the backward of a single block needs: `[w - W p]` when the terms are the
-        heads, else `[p, w]`."""
-        probabilities, weights = self.probabilities, self.weights
+    def keep(
+        self, probabilities: torch.Tensor, weight_sum: torch.Tensor, start: int
+    ) -> list[torch.Tensor]:
+        """What the block's gradient needs: `[w - W p]` (in the softmax's buffer) when the
+        terms are the heads, else `[p, w]`."""
+        weights = self.block_weights
         if weights.shape[0] != probabilities.shape[0]:
             return [probabilities, weights]
         negative = torch.addcmul(
             weights, probabilities, weight_sum.unsqueeze(-1), value=-1.0, out=probabilities
         )
-        if self.offset is not None:
-            _fill_self_pairs_(negative, self.offset, self.start, 0.0)
-        return [negative, None]
+        if self.call.offset is not None:
+            _fill_self_pairs_(negative, self.call.offset, start, 0.0)
+        return [negative]
+
+    def add_gradient(
+        self,
+        kept: list[torch.Tensor],
+        coefficient: torch.Tensor,
+        weight_sum: torch.Tensor,
+        start: int,
+        gradients: _Gradients,
+    ) -> None:
+        """Adds one block's gradient for `G = c (W p - w)`, `c = coefficient` `(T, rows)`.
+
+        Several terms sharing one `p` are summed first: `-G = sum_t c_t (w_t - W_t p)`.
+        """
+        if len(kept) == 1:
+            negative, scale = kept[0], coefficient.unsqueeze(-1)
+        else:
+            probabilities, weights = kept
+            negative = torch.einsum("tmn,tm->mn", weights, coefficient).unsqueeze(0)
+            negative.sub_(probabilities * (coefficient * weight_sum).sum(0).view(1, -1, 1))
+            if self.call.offset is not None:
+                _fill_self_pairs_(negative, self.call.offset, start, 0.0)
+            scale = torch.ones((), dtype=negative.dtype, device=negative.device)
+        stop = start + negative.shape[1]
+        gradients.add_product_(gradients.product(negative, start, -scale), start)
+        if gradients.c is not None:
+            right = gradients.anchors[:, start:stop] * (-scale * gradients.inverse_temperature)
+            gradients.add_candidates_(negative, right)
+
+    def finish(self, gradients: _Gradients) -> tuple[torch.Tensor | None, ...]:
+        """The gradients once every block is in."""
+        return gradients.result()
+
+
+class _ClassPositives:
+    """Positives from class ids (`w_hij = [y_hi = y_hj >= 0]`), by per-class sums.
+
+    For anchor `i` of class `k` on head `h`, with `v_j` True for labelled, non-empty
+    candidates and `s_i` for anchors whose own slot is such a candidate:
+
+    ```
+    W_hi = #{j : v_j, y_j = k} - s_i,    P_hi = sum_{j : v_j, y_j = k} c_j - s_i c_self
+    S_hi = t a_i . P_hi
+    ```
+
+    and the `w` part of the gradient is `c_i P_hi` for the anchors and, for the candidates,
+    the per-class sums of `c_i a_i` over the anchors (their own pair taken out).
+    """
+
+    def __init__(
+        self,
+        call: _Call,
+        anchors: torch.Tensor,
+        candidates: torch.Tensor,
+        inverse_temperature: torch.Tensor,
+    ) -> None:
+        assert call.class_ids is not None
+        anchor_ids, candidate_ids = call.class_ids
+        heads, rows, dim = anchors.shape
+        size = candidates.shape[1]
+        if not len(anchor_ids) == len(candidate_ids) == heads:
+            raise ValueError(
+                f"`class_ids` should hold one id tensor per head ({heads}). Received "
+                f"{len(anchor_ids)} and {len(candidate_ids)}"
+            )
+        own = torch.stack([torch.as_tensor(y).reshape(-1) for y in anchor_ids])
+        other = torch.stack([torch.as_tensor(y).reshape(-1) for y in candidate_ids])
+        ids = torch.cat([own, other], dim=1).to(torch.int64)
+        # (id, head) pairs numbered by sorting (static shapes: `torch.compile` traces it);
+        # two more classes: the unlabelled anchors' (always empty) and the candidates' that
+        # are no positive.
+        keys = (ids * heads + torch.arange(heads, device=ids.device).unsqueeze(1)).reshape(-1)
+        ordered, order = torch.sort(keys)
+        new = torch.ones_like(ordered, dtype=torch.bool)
+        torch.ne(ordered[1:], ordered[:-1], out=new[1:])
+        numbered = torch.empty_like(keys).scatter_(0, order, torch.cumsum(new, 0) - 1)
+        numbered = numbered.view(ids.shape)
+        unlabelled = classes = heads * (rows + size)
+        labelled = ids[:, :rows] >= 0
+        valid = ids[:, rows:] >= 0
+        if call.mask is not None:
+            valid = valid & call.mask.reshape(-1, size)
+        self.anchor_class = torch.where(labelled, numbered[:, :rows], unlabelled)
+        self.candidate_class = torch.where(valid, numbered[:, rows:], unlabelled + 1)
+        classes += 2
+        flat_class = self.candidate_class.reshape(-1)
+        counts = anchors.new_zeros(classes).index_add_(
+            0, flat_class, anchors.new_ones(()).expand(flat_class.shape)
+        )
+        sums = anchors.new_zeros(classes, dim)
+        sums.index_add_(0, flat_class, candidates.detach().reshape(-1, dim))
+        self.weight_sum = _gather(counts, self.anchor_class)
+        self.positive_sum = _gather(sums, self.anchor_class)
+        self.offset, self.classes = call.offset, classes
+        if call.offset is not None:
+            stop = call.offset + rows
+            self.own = (valid[:, call.offset : stop] & labelled).to(anchors.dtype)
+            self.weight_sum -= self.own
+            self.positive_sum.addcmul_(
+                candidates.detach()[:, call.offset : stop], self.own.unsqueeze(-1), value=-1.0
+            )
+        self.anchors, self.inverse_temperature = anchors.detach(), inverse_temperature
+
+    def statistics(
+        self, logits: torch.Tensor, start: int, stop: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`W`, `S` and `n = W` of the block's anchors, `(H, rows)`."""
+        t = self.inverse_temperature.reshape(-1, 1)
+        weight_sum = self.weight_sum[:, start:stop]
+        rows, positives = self.anchors[:, start:stop], self.positive_sum[:, start:stop]
+        return weight_sum, torch.einsum("hmd,hmd->hm", rows, positives) * t, weight_sum
+
+    def keep(
+        self, probabilities: torch.Tensor, weight_sum: torch.Tensor, start: int
+    ) -> list[torch.Tensor]:
+        """What the block's gradient needs: its softmax."""
+        return [probabilities]
+
+    def add_gradient(
+        self,
+        kept: list[torch.Tensor],
+        coefficient: torch.Tensor,
+        weight_sum: torch.Tensor,
+        start: int,
+        gradients: _Gradients,
+    ) -> None:
+        """Adds the block's `c W p` part by two matmuls, and its `c w` part for the anchors;
+        the candidates' `w` part is summed per class, for `finish`."""
+        (probabilities,) = kept
+        stop = start + probabilities.shape[1]
+        c = coefficient.unsqueeze(-1)
+        product = gradients.product(probabilities, start, c * weight_sum.unsqueeze(-1))
+        if product is not None:
+            product.addcmul_(self.positive_sum[:, start:stop], c, value=-1.0)
+        gradients.add_product_(product, start)
+        if gradients.c is not None:
+            right = self.anchors[:, start:stop] * (c * self.inverse_temperature)
+            if gradients.class_sums is None:
+                gradients.class_sums = right.new_zeros(self.classes, right.shape[-1])
+                gradients.own_coefficient = coefficient.new_zeros(self.weight_sum.shape)
+            assert gradients.own_coefficient is not None
+            classes = self.anchor_class[:, start:stop].reshape(-1)
+            gradients.class_sums.index_add_(0, classes, right.reshape(-1, right.shape[-1]))
+            gradients.own_coefficient[:, start:stop] = coefficient
+            gradients.add_candidates_(probabilities, right.mul_(weight_sum.unsqueeze(-1)))
+
+    def finish(self, gradients: _Gradients) -> tuple[torch.Tensor | None, ...]:
+        """The gradients, with the candidates' per-class `w` part taken off."""
+        if gradients.c is not None and gradients.class_sums is not None:
+            part = _gather(gradients.class_sums, self.candidate_class)
+            if self.offset is not None:
+                stop = self.offset + self.anchors.shape[1]
+                assert gradients.own_coefficient is not None
+                own = self.own * gradients.own_coefficient
+                own = own.unsqueeze(-1) * self.inverse_temperature
+                part[:, self.offset : stop].addcmul_(self.anchors, own, value=-1.0)
+            gradients.c.sub_(part)
+        return gradients.result()
+
+
+def _gather(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """`table[index]` for an integer `index` `(H, rows)`: `(H, rows, ...)` (`index_select`,
+    several times faster than advanced indexing on CPU)."""
+    rows = torch.index_select(table, 0, index.reshape(-1))
+    return rows.view(*index.shape, *table.shape[1:])
+
+
+def _self_pairs(block: torch.Tensor, offset: int, start: int) -> torch.Tensor:
+    """The anchor-to-itself entries of a block `(H, rows, N)` of rows `start..`, `(H, rows)`."""
+    return block.diagonal(offset + start, -2, -1)
+
+
+def _fill_self_pairs_(block: torch.Tensor, offset: int, start: int, value: float) -> None:
+    """Writes `value` over the anchor-to-itself entries of a block, in place."""
+    block.diagonal(offset + start, -2, -1).fill_(value)

@@ -72,10 +72,13 @@ def load_data(args: argparse.Namespace, run_table: dict[str, Any] | None = None)
 def run_train(args: argparse.Namespace) -> int:
     """`keras-mlcl train`: trains, evaluates and writes the run folder; prints its summary."""
     from keras_mlcl.experiments import train_and_evaluate
+    from keras_mlcl.experiments.phase_timer import PhaseTimer
 
     if args.tensorboard:
         check_tensorboard()
-    dataset = load_data(args)
+    timer = PhaseTimer(verbose=not args.quiet)
+    with timer.phase("load"):
+        dataset = load_data(args)
     if os.path.isfile(args.data):  # named in the message, before training
         from keras_mlcl.experiments.encoders import check_images
 
@@ -103,6 +106,7 @@ def run_train(args: argparse.Namespace) -> int:
         tensorboard=args.tensorboard,
         verbose=0 if args.quiet else "auto",
         model_options=model_options(args),
+        timer=timer,
     )
     if not args.quiet:
         print(summary(results, out))
@@ -276,7 +280,8 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def summary(results: dict[str, Any], out: str) -> str:
-    """The lines `train` prints: the run, the scores per level and the files written."""
+    """The lines `train` prints: the run, the scores per level, the seconds of each phase
+    and the files written."""
     lines = [
         f"{results['dataset']} / {results['method']} / {results['backend']}: "
         f"{results['train_size']} training samples, {results['epochs']} epochs, "
@@ -289,6 +294,9 @@ def summary(results: dict[str, Any], out: str) -> str:
             f"{level:<12}{results['linear_probe'][level]:>14.4f}{results['knn'][level]:>10.4f}"
             + (f"{retrieval['recall@1']:>10.4f}{retrieval['map@r']:>10.4f}" if retrieval else "")
         )
+    timings = results.get("timings_s", {})
+    if timings:
+        lines.append("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
     plot = results.get("plots", {}).get("embeddings", {})
     if plot.get("file") is None and "missing" in plot:
         lines.append(f"no embedding plot: {plot['missing']}")

@@ -8,13 +8,13 @@ import os
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
 import keras
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from keras_mlcl.data import LabeledDataset
 from keras_mlcl.data import dense_class_ids
@@ -36,6 +36,7 @@ from keras_mlcl.experiments.methods import build_model
 from keras_mlcl.experiments.methods import check_method_for_dataset
 from keras_mlcl.experiments.options import DEFAULTS
 from keras_mlcl.experiments.options import options_for
+from keras_mlcl.experiments.phase_timer import PhaseTimer
 from keras_mlcl.experiments.run_folder import run_folder
 from keras_mlcl.experiments.saved_run import ENCODER_OUTPUT
 from keras_mlcl.experiments.saved_run import INDEX_FOLDER
@@ -57,22 +58,6 @@ TENSORBOARD_FOLDER = "tensorboard"
 HELD_OUT = "held out: stratified 20% of the training data"
 PLOT_NAMES = {"tsne": "t-SNE", "pca": "PCA", "none": None}
 PLOTS = tuple(PLOT_NAMES)
-
-
-@contextlib.contextmanager
-def phase(name: str, verbose: Any) -> Iterator[None]:
-    """Reports a phase of a run on stderr: its name when it starts, its time when it ends."""
-    if not verbose:
-        yield
-        return
-    started = time.time()
-    print(f"keras-mlcl: {name} ...", end="", file=sys.stderr, flush=True)
-    try:
-        yield
-    except BaseException:
-        print(" failed", file=sys.stderr, flush=True)  # an error message gets its own line
-        raise
-    print(f" {time.time() - started:.1f} s", file=sys.stderr, flush=True)
 
 
 def data_fingerprint(dataset: LabeledDataset) -> str:
@@ -157,6 +142,7 @@ def evaluate_embeddings(
     batch_size: int = 256,
     verbose: Any = 0,
     validation: LabeledDataset | None = None,
+    timer: PhaseTimer | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Linear-probe, kNN and retrieval scores per level of `model`'s encoder embeddings.
 
@@ -166,10 +152,12 @@ def evaluate_embeddings(
     figure (`keras_mlcl.evaluation.probe_scores`: accuracy; macro-F1, micro-F1 and mAP of a
     multi-hot level, with per-label thresholds chosen on `validation`'s rows when given, else
     0.5) and `linear_probe` the headline of each level (`headline`). With `verbose`, each
-    phase is reported on stderr.
+    phase is reported on stderr; `timer`, when given, records them (`embed`, `probe`, `knn`,
+    `retrieval`) and reports them as its own `verbose` says.
     """
+    timer = timer or PhaseTimer(verbose)
     x_test, test_labels = test_split_of(dataset)
-    with phase("embedding", verbose):
+    with timer.phase("embed", "embedding"):
         train = model.embed(preprocessing(dataset.x), batch_size=batch_size)
         test = model.embed(preprocessing(x_test), batch_size=batch_size)
         held_out = None
@@ -181,18 +169,21 @@ def evaluate_embeddings(
                 f"The model's embeddings of `{name}` hold NaN or Inf: the model diverged "
                 "(try a lower learning rate) or was saved with NaN weights."
             )
-    with phase(f"linear probe ({len(dataset.levels)} levels)", verbose):
-        metrics = probe_scores(
-            train,
-            dataset.labels,
-            test,
-            test_labels,
-            val_embeddings=held_out,
-            val_labels=None if validation is None else validation.labels,
-        )
-    with phase(f"kNN, k={knn_k}", verbose):
+    # One BLAS thread: scikit-learn's solver makes many small BLAS calls, whose threads,
+    # synchronised at each, took 5-80x longer on a busy machine; the scores are the same.
+    with timer.phase("probe", f"linear probe ({len(dataset.levels)} levels)"):
+        with threadpool_limits(limits=1):
+            metrics = probe_scores(
+                train,
+                dataset.labels,
+                test,
+                test_labels,
+                val_embeddings=held_out,
+                val_labels=None if validation is None else validation.labels,
+            )
+    with timer.phase("knn", f"kNN, k={knn_k}"):
         knn = knn_accuracy_per_level(train, dataset.labels, test, test_labels, k=knn_k)
-    with phase("retrieval (Recall@k, mAP@R)", verbose):
+    with timer.phase("retrieval", "retrieval (Recall@k, mAP@R)"):
         retrieval = retrieval_metrics_per_level(test, test_labels, train, dataset.labels)
     probe = {level: headline(values) for level, values in metrics.items()}
     scores = {"linear_probe": probe, "probe_metrics": metrics, "knn": knn, "retrieval": retrieval}
@@ -257,6 +248,7 @@ def train_and_evaluate(
     model_options: Mapping[str, Any] | None = None,
     encoder_width: int = DEFAULT_ENCODER_WIDTH,
     validation_fraction: float | None = None,
+    timer: PhaseTimer | None = None,
 ) -> dict[str, Any]:
     """Trains `method` on `dataset`, evaluates it per level and writes the run.
 
@@ -283,6 +275,12 @@ def train_and_evaluate(
     (e.g. all test embeddings identical, or fewer than 3 test rows), the run
     still completes and `results["plots"]` says why.
 
+    The results hold the seconds each phase took as `timings_s` (`PhaseTimer.record`):
+    `prepare` (splits, model), `train`, `classifier_refit` (a model with a classifier),
+    `embed`, `probe`, `knn`, `retrieval`, `classifier` (its scores), then with `out`
+    `save` (model, history, loss curves), `index`, `export` (when asked) and `plot`
+    (unless `"none"`), and `total`; `timer`'s earlier phases (e.g. the CLI's `load`) first.
+
     Args:
         dataset: a `LabeledDataset`; without a test split, a stratified 20%
             is held out (recorded in the results).
@@ -308,6 +306,9 @@ def train_and_evaluate(
             rows held out to choose each label's decision threshold for the
             probe and the classifier (`threshold_split`); `None` (the default)
             keeps every row and thresholds at 0.5.
+        timer: the `PhaseTimer` that times the run, or None (the default) for a new one
+            that reports as `verbose` says. One made before the run times its earlier
+            phases (e.g. loading the data) and the total from then.
 
     Returns:
         The results dict (also `results.json`).
@@ -327,67 +328,73 @@ def train_and_evaluate(
     writing = (
         contextlib.nullcontext() if out is None else run_folder(out, "train", overwrite, protected)
     )
+    timer = timer or PhaseTimer(verbose)
     with writing as folder:
         started = time.time()
-        fingerprint = data_fingerprint(dataset)
-        if dataset.ids is None:  # the stored index names its rows by their number in the data
-            dataset = dataclasses.replace(dataset, ids=np.arange(len(dataset.x)))
-        dataset, test_split, class_ids = probe_split(dataset, fraction, seed)
-        dataset, validation = threshold_split(dataset, validation_fraction, seed)
+        with timer.phase("prepare"):
+            fingerprint = data_fingerprint(dataset)
+            if dataset.ids is None:  # the stored index names its rows by their number
+                dataset = dataclasses.replace(dataset, ids=np.arange(len(dataset.x)))
+            dataset, test_split, class_ids = probe_split(dataset, fraction, seed)
+            dataset, validation = threshold_split(dataset, validation_fraction, seed)
 
-        keras.utils.set_random_seed(seed)
-        preprocessing, encoder, augment = build_encoder(dataset.x, encoder_width)
-        model, to_y = build_model(
-            method,
-            dataset,
-            encoder,
-            augment=augment,
-            views=views,
-            temperature=temperature,
-            **(model_options or {}),
-        )
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate))
-        x = preprocessing(dataset.x)
-        callbacks = []
-        validation_data = None
-        if dataset.x_val is not None and dataset.val_labels is not None:
-            x_val = preprocessing(dataset.x_val)
-            validation_data = (x_val, to_y(dataset.val_labels))
-            class_id_levels = {
-                level: labels
-                for level, labels in dataset.val_labels.items()
-                if not dataset.is_multi_hot(level)
-                and np.unique(labels[labels >= 0], return_counts=True)[1].max(initial=0) > 1
-            }
-            if class_id_levels:  # Recall@k and mAP@R per level, each epoch, into the logs
-                callbacks.append(RetrievalCallback(x_val, class_id_levels))
-        if tensorboard and folder is not None:  # `out` is checked above
-            log_dir = os.path.join(folder, TENSORBOARD_FOLDER)
-            callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir))
-        history = model.fit(
-            x,
-            to_y(dataset.labels),
-            batch_size=batch_size,
-            epochs=epochs,
-            verbose=verbose,
-            callbacks=callbacks,
-            validation_data=validation_data,
-        )
+            keras.utils.set_random_seed(seed)
+            preprocessing, encoder, augment = build_encoder(dataset.x, encoder_width)
+            model, to_y = build_model(
+                method,
+                dataset,
+                encoder,
+                augment=augment,
+                views=views,
+                temperature=temperature,
+                **(model_options or {}),
+            )
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+            x = preprocessing(dataset.x)
+            callbacks = []
+            validation_data = None
+            if dataset.x_val is not None and dataset.val_labels is not None:
+                x_val = preprocessing(dataset.x_val)
+                validation_data = (x_val, to_y(dataset.val_labels))
+                class_id_levels = {
+                    level: labels
+                    for level, labels in dataset.val_labels.items()
+                    if not dataset.is_multi_hot(level)
+                    and np.unique(labels[labels >= 0], return_counts=True)[1].max(initial=0) > 1
+                }
+                if class_id_levels:  # Recall@k and mAP@R per level, each epoch, into the logs
+                    callbacks.append(RetrievalCallback(x_val, class_id_levels))
+            if tensorboard and folder is not None:  # `out` is checked above
+                log_dir = os.path.join(folder, TENSORBOARD_FOLDER)
+                callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir))
+        with timer.phase("train"):
+            history = model.fit(
+                x,
+                to_y(dataset.labels),
+                batch_size=batch_size,
+                epochs=epochs,
+                verbose=verbose,
+                callbacks=callbacks,
+                validation_data=validation_data,
+            )
         refit = {}
         if model.classifier:
-            with phase("classifier refit on the frozen encoder", verbose):
+            with timer.phase("classifier_refit", "classifier refit on the frozen encoder"):
                 refit = model.fit_classifier(x, to_y(dataset.labels))
         scores, test_embeddings = evaluate_embeddings(
-            model, preprocessing, dataset, batch_size=256, verbose=verbose, validation=validation
+            model, preprocessing, dataset, batch_size=256, validation=validation, timer=timer
         )
-        x_test, test_labels = test_split_of(dataset)
-        scores["classifier"] = classifier_scores(
-            model,
-            preprocessing(x_test),
-            test_labels,
-            x_val=None if validation is None else preprocessing(validation.x),
-            val_labels=None if validation is None else validation.labels,
-        )
+        scores["classifier"] = {}
+        if model.classifier:
+            with timer.phase("classifier"):
+                x_test, test_labels = test_split_of(dataset)
+                scores["classifier"] = classifier_scores(
+                    model,
+                    preprocessing(x_test),
+                    test_labels,
+                    x_val=None if validation is None else preprocessing(validation.x),
+                    val_labels=None if validation is None else validation.labels,
+                )
         results = {
             "dataset": dataset.name,
             "method": method,
@@ -423,24 +430,26 @@ def train_and_evaluate(
             "train_seconds": round(time.time() - started, 1),
         }
         if folder is None:
+            results["timings_s"] = timer.record()
             return results
 
-        results["preprocessing"] = preprocessing.record(folder)
-        model.save(os.path.join(folder, "model.keras"))
-        with phase("index of the training rows", verbose):
+        with timer.phase("save"):
+            results["preprocessing"] = preprocessing.record(folder)
+            model.save(os.path.join(folder, "model.keras"))
+            write_history_csv(history.history, os.path.join(folder, HISTORY_FILE))
+            results["history_file"] = HISTORY_FILE
+            results["plots"] = {
+                "loss": plot_loss_curves(history.history, folder, f"{dataset.name}, {method}")
+            }
+        with timer.phase("index", "index of the training rows"):
             indexes = store_indexes(model, x, dataset, folder)
         results["index"] = {"folder": INDEX_FOLDER, "outputs": list(indexes), "rows": len(x)}
         search_indexes = {name: (i.embeddings, i.ids) for name, i in indexes.items()}
-        write_history_csv(history.history, os.path.join(folder, HISTORY_FILE))
-        results["history_file"] = HISTORY_FILE
-        results["plots"] = {
-            "loss": plot_loss_curves(history.history, folder, f"{dataset.name}, {method}")
-        }
         results["export"] = {"saved_model": None, "skipped": "not asked for (export=False)"}
         if export:
             export_path = os.path.join(folder, "saved_model")
             try:
-                with phase("SavedModel export", verbose):
+                with timer.phase("export", "SavedModel export"):
                     if preprocessing.text is not None:
                         export_text_saved_model(
                             model,
@@ -455,18 +464,20 @@ def train_and_evaluate(
                     print(f"keras-mlcl: {error}; export skipped", file=sys.stderr)
                 results["export"] = {"saved_model": None, "skipped": str(error)}
             else:
-                sample = x[:8]
-                outputs = model.predict(sample, verbose=0)
-                if preprocessing.kind == "text":
-                    sample = np.asarray(dataset.x[:8]).astype(str)  # `serve` takes raw strings
-                np.savez(os.path.join(export_path, SERVING_CHECK), inputs=sample, **outputs)
+                with timer.phase("export"):
+                    sample = x[:8]
+                    outputs = model.predict(sample, verbose=0)
+                    if preprocessing.kind == "text":
+                        sample = np.asarray(dataset.x[:8]).astype(str)  # `serve` takes strings
+                    np.savez(os.path.join(export_path, SERVING_CHECK), inputs=sample, **outputs)
                 results["export"] = {"saved_model": "saved_model"}
         if plot != "none":
-            with phase(f"{PLOT_NAMES[plot]} plot of the test embeddings", verbose):
+            with timer.phase("plot", f"{PLOT_NAMES[plot]} plot of the test embeddings"):
                 results["plots"]["embeddings"] = _plot(
                     dataset, method, test_embeddings, folder, plot
                 )
         results["total_seconds"] = round(time.time() - started, 1)
+        results["timings_s"] = timer.record()
         with open(os.path.join(folder, "results.json"), "w") as f:
             json.dump(results, f, indent=2)
         return results

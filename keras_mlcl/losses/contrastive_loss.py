@@ -150,8 +150,10 @@ class ContrastiveLoss(keras.losses.Loss):
     - `pair_weights(anchor_labels, candidate_labels)`: the positive rule,
       `(T, M, N)` weights of `T` terms (one per head, or several weight sets
       over one head's embeddings with `shared_terms = True`);
-    - `temperature` (a float, or one per head), and `binary_weights` when
-      every weight is 0 or 1;
+    - `temperature` (a float, or one per head), `binary_weights` when
+      every weight is 0 or 1, and `equal_classes` when every head's
+      positives are the `"equal"` rule on class ids (the kernel may then
+      count positives per class);
     - `combine(terms)` when the loss is not the sum of its terms, and
       `head_names` for a loss with several heads.
 
@@ -186,8 +188,8 @@ class ContrastiveLoss(keras.losses.Loss):
             (zero rows raise a `ValueError`). Defaults to False: heads
             normalise.
         block_size: anchor rows per block of the kernel. Defaults to None
-            (automatic: one block for small batches, 16 MB blocks for
-            large ones).
+            (automatic: one block for small batches, bounded blocks for
+            large ones, see `keras_mlcl.ops.blockwise.auto_block_rows`).
         reduction: see `reduce_anchor_losses`. Defaults to
             `"sum_over_batch_size"`, the mean over valid anchors.
         name: the loss name.
@@ -212,6 +214,7 @@ class ContrastiveLoss(keras.losses.Loss):
 
     temperature: float | list[float]
     binary_weights: bool = False
+    equal_classes: bool = False
     shared_terms: bool = False
 
     def __init__(
@@ -330,10 +333,13 @@ class ContrastiveLoss(keras.losses.Loss):
             )
         embeddings = [float_embeddings(z) for z in embeddings]
         width = max(int(z.shape[-1]) for z in embeddings)
-        stacked = ops.stack(
-            [ops.pad(z, [[0, 0], [0, width - int(z.shape[-1])]]) for z in embeddings]
-        )
-        return stacked, labels
+        if len(embeddings) == 1:  # a view, no copy
+            return ops.expand_dims(embeddings[0], 0), labels
+        padded = [
+            z if z.shape[-1] == width else ops.pad(z, [[0, 0], [0, width - int(z.shape[-1])]])
+            for z in embeddings
+        ]
+        return ops.stack(padded), labels
 
     def _heads_of(
         self, y_pred: Any, embedding_argument: str, y_true: Any, label_argument: str
@@ -436,6 +442,7 @@ class ContrastiveLoss(keras.losses.Loss):
             temperature=self.temperature,
             rule=self.pair_weights,
             binary=self.binary_weights,
+            equal_classes=self.equal_classes,
             normalization=self.normalization,
             anchor_offset=offset,
             candidate_mask=candidate_mask,

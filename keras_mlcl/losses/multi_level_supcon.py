@@ -148,6 +148,7 @@ class MultiLevelSupCon(ContrastiveLoss):
         rules = [c["positives"] for c in self.heads.values()]
         self.temperature = [c["temperature"] for c in self.heads.values()]
         self.binary_weights = all(rule in BINARY_RULES for rule in rules)
+        self.equal_classes = all(rule == "equal" for rule in rules)
         self._weights = rule_weights(rules)
 
     @property

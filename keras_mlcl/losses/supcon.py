@@ -74,6 +74,7 @@ class SupCon(ContrastiveLoss):
         self.positives = check_choice("positives", positives, POSITIVE_RULES)
         self.min_weight = check_non_negative_float("min_weight", min_weight)
         self.binary_weights = self.positives in BINARY_RULES
+        self.equal_classes = self.positives == "equal" and self.min_weight <= 1.0
         self._weights = rule_weights([self.positives], self.min_weight)
 
     def _fixed(self, kwargs: dict[str, Any], *names: str) -> None:

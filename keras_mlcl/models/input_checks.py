@@ -217,6 +217,11 @@ def first_batch(x: Any, y: Any, batch_size: int | None) -> tuple[Any, Any] | Non
 def any_nan(values: Any) -> Tensor | bool:
     """A boolean scalar: whether any floating-point tensor in `values` holds a NaN.
 
+    Each tensor is summed (one pass, no boolean copy of it, half precision
+    in float32): the sum is NaN when a value is NaN, and also for values
+    that hold both infinities (or partial sums overflowing to both, near
+    float32's largest value), which no trainable batch holds.
+
     Args:
         values: a nested structure of tensors or arrays; other leaves (ints,
             strings, `None`) are skipped.
@@ -227,11 +232,16 @@ def any_nan(values: Any) -> Tensor | bool:
     True
     """
     flags = [
-        ops.any(ops.isnan(t))
+        ops.isnan(ops.sum(t if _wide_float(t) else ops.cast(t, "float32")))
         for t in keras.tree.flatten(values)
         if "float" in str(getattr(t, "dtype", ""))
     ]
     return ops.any(ops.stack(flags)) if flags else False
+
+
+def _wide_float(t: Any) -> bool:
+    """Whether `t` is float32 or float64 (summed as it is; half precision is cast first)."""
+    return keras.backend.standardize_dtype(t.dtype) in ("float32", "float64")
 
 
 class InputChecks:

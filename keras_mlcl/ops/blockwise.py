@@ -22,8 +22,15 @@ from keras_mlcl.utils.types import Tensor
 MASKED_LOGIT = -1e9
 
 # Elements of one `(heads, rows, N)` buffer the automatic block size allows:
-# 2**22 float32 values = 16 MB. Below it the whole matrix is one block.
+# 2**22 float32 values = 16 MB. Below it the whole matrix is one block for a native kernel.
 BLOCK_ELEMENTS = 2**22
+
+# The `keras.ops` kernel (XLA on CPU) keeps a block's buffers in the CPU's cache: the whole
+# matrix is one block up to 2**20 values (4 MB), and blocks have at most 256 rows. As one
+# 16 MB block, 2 heads at N = 1024 took 1.8x and 4 heads 1.8x the time of 256-row blocks
+# on JAX (one head at N = 2048: 1.6x; at N = 4096 with 1024-row blocks: 1.25x).
+CACHED_BLOCK_ELEMENTS = 2**20
+MAX_CACHED_BLOCK_ROWS = 256
 
 WeightsFn = Callable[[int | Tensor, int | None], Tensor]
 
@@ -36,6 +43,10 @@ NATIVE_KERNEL = backend.fast_supcon_rows()
 
 def auto_block_rows(m: int | None, n: int | None, heads: int = 1) -> int | None:
     """The anchor rows per block that keep one `(heads, rows, n)` buffer within `BLOCK_ELEMENTS`.
+
+    With the `keras.ops` kernel (no native one), the whole matrix is one block only up to
+    `CACHED_BLOCK_ELEMENTS`, and blocks have at most `MAX_CACHED_BLOCK_ROWS` rows, so that
+    their buffers stay in the CPU's cache.
 
     Args:
         m: the number of anchors, or None when unknown (traced).
@@ -55,9 +66,12 @@ def auto_block_rows(m: int | None, n: int | None, heads: int = 1) -> int | None:
     """
     if m is None or n is None:
         return None
-    if heads * m * n <= BLOCK_ELEMENTS:
+    native = NATIVE_KERNEL is not None
+    if heads * m * n <= (BLOCK_ELEMENTS if native else CACHED_BLOCK_ELEMENTS):
         return m
     rows = BLOCK_ELEMENTS // (heads * n)
+    if not native:
+        rows = min(rows, MAX_CACHED_BLOCK_ROWS)
     return max(8, rows - rows % 8)
 
 
@@ -95,6 +109,7 @@ def supcon_rows(
     block_rows: int | None = None,
     anchor_weights: Tensor | None = None,
     native: bool = True,
+    class_ids: tuple[list[Tensor], list[Tensor]] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Weighted SupCon of every anchor against the candidates, block by block.
 
@@ -145,12 +160,15 @@ def supcon_rows(
             computes their gradient in the forward pass, block by block
             (three matmuls in all, like the bare `a @ c.T` forward and
             backward, whatever the number of blocks); the backward pass
-            only scales it (the native torch kernel computes the per-anchor
-            losses and sums them). Defaults to None.
+            only scales it. Defaults to None.
         native: use the backend's native kernel, where it has one (torch:
-            `keras_mlcl.backend.torch_supcon`, equal to this one in tests),
-            for one block. Defaults to True; False runs the `keras.ops`
-            kernel.
+            `keras_mlcl.backend.torch_supcon`, equal to this one in tests).
+            Defaults to True; False runs the `keras.ops` kernel.
+        class_ids: None, or `(anchor_ids, candidate_ids)`, one tensor of
+            class ids per head, when every head's weights are the `"equal"`
+            rule on them (`T == H`): the native kernel then sums the
+            positives per class instead of calling `weights_fn`. Defaults
+            to None.
 
     Returns:
         `(loss, n_positives)`, both `(T, M)`; `loss` is `(T,)` sums with
@@ -171,14 +189,8 @@ def supcon_rows(
     >>> ops.convert_to_numpy(n_positives)
     array([[1., 1., 1., 1.]], dtype=float32)
     """
-    num_anchors = anchors.shape[-2]
-    one_block = block_rows is None or num_anchors is None or block_rows >= num_anchors
-    # The native kernel serves one block (small batches, where per-op
-    # dispatch costs most); over several blocks the keras.ops loop holds
-    # less memory on torch (measured: 350-400 MB against 950-1200 MB at
-    # N = 16384, from the allocator's fragmentation over many block buffers).
-    if native and NATIVE_KERNEL is not None and one_block:
-        loss, n_positives = NATIVE_KERNEL(
+    if native and NATIVE_KERNEL is not None:
+        return NATIVE_KERNEL(
             anchors,
             candidates,
             inverse_temperature,
@@ -188,11 +200,11 @@ def supcon_rows(
             anchor_offset=anchor_offset,
             candidate_mask=candidate_mask,
             block_rows=block_rows,
+            anchor_weights=anchor_weights,
+            class_ids=class_ids,
         )
-        if anchor_weights is None:
-            return loss, n_positives
-        weighted = ops.where(n_positives > 0, ops.cast(anchor_weights, loss.dtype) * loss, 0.0)
-        return ops.sum(weighted, axis=-1), n_positives
+    num_anchors = anchors.shape[-2]
+    one_block = block_rows is None or num_anchors is None or block_rows >= num_anchors
     dtype = anchors.dtype
     one_head = anchors.shape[0] == 1
     if one_head:

@@ -166,6 +166,7 @@ def supcon_from_labels(
     candidate_mask: Tensor | None = None,
     binary: bool | None = None,
     anchor_weights: Tensor | None = None,
+    equal_classes: bool | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Per-anchor SupCon of `M` anchors against `N` candidates, from labels, block by block.
 
@@ -201,15 +202,21 @@ def supcon_from_labels(
         anchor_offset: the candidate index of anchor 0, or None. Defaults
             to 0.
         normalization: `"count"` (default) or `"weight"`.
-        block_size: anchor rows per block. Defaults to None: one block when
-            the `(H, M, N)` matrix holds at most 2**22 values, else blocks
-            of about 2**22 / (H * N) rows (16 MB float32 buffers).
+        block_size: anchor rows per block. Defaults to None: the automatic
+            size of `keras_mlcl.ops.blockwise.auto_block_rows` (one block for
+            small batches, about 16 MB blocks, at most 256 rows for the
+            `keras.ops` kernel, for large ones).
         candidate_mask: optional `(N,)` booleans, False for empty slots.
         binary: whether every weight is 0 or 1 (a cheaper kernel). Defaults
             to None: True for binary named rules, False for a function.
         anchor_weights: optional `(H, M)` weights of the anchors. When
             given, the kernel returns their weighted sum of losses, `(T,)`,
             instead of per-anchor losses (one pass, no per-anchor output).
+        equal_classes: whether every head's positives are the `"equal"`
+            rule on class ids `(M,)` and `(N,)` (`w_ij = 1` when
+            `y_i = y_j >= 0`): a native kernel then counts the positives
+            per class, with no weight per pair. Defaults to None: True when
+            every named rule is `"equal"`, False for a function.
 
     Returns:
         A tuple `(loss, valid)`: the per-anchor losses `(M,)` (or `(T, M)`
@@ -269,6 +276,8 @@ def supcon_from_labels(
         weights = rule_weights(rules)
         if binary is None:
             binary = all(r in BINARY_RULES for r in rules)
+        if equal_classes is None:
+            equal_classes = all(r == "equal" for r in rules)
 
     def weights_fn(start: int | Tensor, rows: int | None) -> Tensor:
         return weights([take_rows(y, start, rows) for y in anchor_labels], candidate_labels)
@@ -287,6 +296,7 @@ def supcon_from_labels(
         block_rows=block_size
         or auto_block_rows(anchors.shape[-2], candidates.shape[-2], anchors.shape[0]),
         anchor_weights=anchor_weights,
+        class_ids=(anchor_labels, candidate_labels) if equal_classes else None,
     )
     if not heads:
         loss, n_positives = loss[0], n_positives[0]

@@ -1,5 +1,6 @@
 """The speed benchmark's harness (quick mode; no wall-clock thresholds), on every backend."""
 
+import importlib.util
 import json
 import math
 import os
@@ -267,11 +268,22 @@ def test_sweep_plot_is_written(tmp_path):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+GPU_CHECK = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "gpu_check.py")
+
+
+def load_gpu_check():
+    """The script as a module (it imports only the standard library at the top)."""
+    spec = importlib.util.spec_from_file_location("gpu_check", GPU_CHECK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.backend_independent
 def test_gpu_check_script_runs_on_the_cpu(tmp_path):
     """The script runs JAX and torch in a child process each (the point: its own processes)."""
-    script = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "gpu_check.py")
-    command = [sys.executable, script, "--cpu-smoke", "--backends", "jax,torch"]
+    command = [sys.executable, GPU_CHECK, "--cpu-smoke", "--backends", "jax,torch"]
+    (tmp_path / "mine.txt").write_text("kept")
     result = subprocess.run(
         command + ["--sizes", "16,32", "--out", str(tmp_path)],
         capture_output=True,
@@ -279,16 +291,88 @@ def test_gpu_check_script_runs_on_the_cpu(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(os.listdir(tmp_path)) == ["gpu_check.json", "gpu_check.md", "mine.txt"]
+    assert (tmp_path / "mine.txt").read_text() == "kept"
     with open(tmp_path / "gpu_check.json", encoding="utf-8") as f:
         reports = json.load(f)
+    table = (tmp_path / "gpu_check.md").read_text(encoding="utf-8")
+    assert table.strip() in result.stdout
+    pml = importlib.util.find_spec("pytorch_metric_learning") is not None
     for backend in ("jax", "torch"):
         report = reports[backend]
         assert [row["n"] for row in report["sizes"]] == [16, 32]
         for row in report["sizes"]:
             assert row["ratio"] == pytest.approx(row["loss_ms"] / row["matmul_ms"])
+            if backend == "torch" and pml:
+                assert row["speedup_vs_peer"] == pytest.approx(row["peer_ms"] / row["loss_ms"])
+            else:
+                assert "peer_ms" not in row
         assert report["fit"]["samples"] == 256 and report["fit"]["first_epoch_s"] > 0
         assert math.isfinite(report["fit"]["final_loss"]) and report["fit"]["final_loss"] > 0
         assert f"| {backend} | " in result.stdout
+    assert "skipped" in reports["jax"]["peer"]
+    if pml:
+        assert "SupConLoss(temperature=0.1)" in reports["torch"]["peer"]["description"]
+    else:
+        assert "not installed" in reports["torch"]["peer"]["skipped"]
+
+
+@pytest.mark.backend_independent
+def test_gpu_check_refuses_an_out_that_is_a_file(tmp_path):
+    """An existing file as `--out` is refused before any backend runs, and left as it was."""
+    path = tmp_path / "results"
+    path.write_text("mine")
+    with pytest.raises(SystemExit) as raised:
+        load_gpu_check().main(["--out", str(path)])
+    assert raised.value.code == 2
+    assert path.read_text() == "mine"
+
+
+@pytest.mark.backend_independent
+def test_gpu_check_table_shows_memory_fraction_peer_and_errors():
+    """Extra memory over one N x N float32 buffer, the peer's speed-up, its errors and skips."""
+    gpu_check = load_gpu_check()
+    fit = {
+        "samples": 8,
+        "batch_size": 4,
+        "views": 2,
+        "encoder": "MLP",
+        "first_epoch_s": 1.0,
+        "second_epoch_s": 0.5,
+    }
+    row = {"n": 1024, "loss_ms": 2.0, "matmul_ms": 1.6, "ratio": 1.25}
+    row.update(loss_extra_mb=1.0, loss_extra_nn=0.25, matmul_extra_mb=8.0)
+    results = {
+        "torch": {
+            "device": "gpu",
+            "peer": {"description": "PML"},
+            "sizes": [
+                {**row, "peer_ms": 6.0, "peer_extra_mb": 20.0, "speedup_vs_peer": 3.0},
+                {**row, "n": 65536, "peer_error": "OutOfMemoryError: CUDA out of memory"},
+            ],
+            "fit": fit,
+        },
+        "jax": {
+            "device": "gpu",
+            "peer": {"skipped": "torch only"},
+            "sizes": [row],
+            "fit": fit,
+        },
+    }
+    lines = gpu_check.markdown(results).splitlines()
+    assert lines[2] == (
+        "| torch | gpu | 1024 | 2.00 | 1.60 | 1.25 | 1.00 | 0.25 | 8.00 | 6.00 | 20.00 | 3.00 |"
+    )
+    assert lines[3].endswith("| 8.00 | error | error | error |")
+    assert lines[4].endswith("| 8.00 | – | – | – |")
+    assert "- torch, N = 65536, peer: OutOfMemoryError: CUDA out of memory" in lines
+    results["torch"]["peer"] = {"skipped": "pytorch-metric-learning is not installed"}
+    results["torch"]["sizes"] = [row]
+    results["jax"]["fit"] = {"error": "ValueError: bad"}
+    lines = gpu_check.markdown(results).splitlines()
+    assert lines[2].endswith("| skipped | skipped | skipped |")
+    assert "- torch peer (PML) skipped: pytorch-metric-learning is not installed" in lines
+    assert "- jax `ContrastiveModel.fit` failed: ValueError: bad" in lines
 
 
 @pytest.mark.parametrize(

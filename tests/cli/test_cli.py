@@ -11,6 +11,7 @@ from keras_mlcl.cli.main import main
 from tests.cli.commands import command
 from tests.cli.commands import one_error_line
 from tests.cli.commands import write_unseen_npz
+from tests.experiments.test_phase_timer import check_timings
 
 
 def served_difference(saved_model):
@@ -44,6 +45,8 @@ def test_train_on_an_unseen_npz_evaluates_per_level_and_exports(tmp_path, capsys
     assert os.path.getsize(os.path.join(out, "embeddings.png")) > 1000
     assert served_difference(os.path.join(out, "saved_model")) < 1e-5
     assert sorted(os.listdir(tmp_path)) == ["mine.npz", "run"]
+    phases = ["load", "prepare", "train", "embed", "probe", "knn", "retrieval", "save"]
+    check_timings(results["timings_s"], [*phases, "index", "export", "plot"])
 
     code = main(["evaluate", "--model", os.path.join(out, "model.keras"), "--data", data])
     assert code == 0

@@ -16,6 +16,7 @@ from tests.cli.commands import command
 from tests.cli.commands import launch
 from tests.cli.commands import one_error_line
 from tests.cli.commands import write_unseen_npz
+from tests.experiments.test_phase_timer import check_timings
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -159,6 +160,13 @@ def test_knobs_reach_the_run_and_history_is_written(tmp_path, capsys):
         values = [float(row[column]) for row in rows]
         assert values == pytest.approx(results["history"][column], rel=1e-6)
     assert results["plots"]["loss"] == ["loss_group.png", "loss_kind.png"]
+    phases = ["load", "prepare", "train", "classifier_refit", "embed", "probe", "knn"]
+    phases += ["retrieval", "classifier", "save", "index", "plot"]  # no export asked for
+    check_timings(results["timings_s"], phases)
+    shown = [line for line in printed.out.splitlines() if line.startswith("seconds: ")]
+    assert shown == [
+        "seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in results["timings_s"].items())
+    ]
     with open(os.path.join(out, ".keras-mlcl-run.json")) as f:
         listed = json.load(f)["files"]
     for name in ("history.csv", "loss_group.png", "loss_kind.png", "results.json"):

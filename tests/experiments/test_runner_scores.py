@@ -12,6 +12,7 @@ from keras_mlcl.experiments.runner import classifier_scores
 from keras_mlcl.experiments.runner import threshold_split
 from keras_mlcl.experiments.runner import train_and_evaluate
 from tests.experiments.test_methods import multi_label_dataset
+from tests.experiments.test_phase_timer import check_timings
 
 
 def class_id_dataset(n=80):
@@ -76,6 +77,8 @@ def test_a_run_with_threshold_rows_records_them():
     assert set(metrics) == {"macro_f1", "micro_f1", "map"}
     assert run["linear_probe"]["labels"] == metrics["macro_f1"]
     assert set(run["classifier"]["labels"]) == {"macro_f1", "micro_f1", "map"}
+    phases = ["prepare", "train", "classifier_refit", "embed", "probe", "knn", "retrieval"]
+    check_timings(run["timings_s"], [*phases, "classifier"])  # no `out`: nothing saved
 
 
 @pytest.mark.backend_independent

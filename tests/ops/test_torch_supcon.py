@@ -23,7 +23,7 @@ def reference(
     if offset is not None:
         kept[torch.arange(rows), torch.arange(rows) + int(offset)] = False
     if mask is not None:
-        kept &= mask
+        kept = kept & mask
     logits = logits.masked_fill(~kept, -torch.inf)
     log_denominator = torch.logsumexp(logits, dim=-1)
     weights = weights * kept
@@ -254,6 +254,8 @@ def test_native_kernel_equals_the_keras_ops_kernel(rule, block_size):
             candidate_mask=mask,
             block_rows=block_size,
             native=native,
+            # Both heads "equal": the native kernel sums per class (keras.ops ignores it).
+            class_ids=(anchor_labels, labels) if rule == "equal" else None,
         )
         (loss * torch.linspace(0.5, 1.5, rows)).sum().backward()
         return loss.detach(), count, x.grad, t.grad
@@ -261,3 +263,87 @@ def test_native_kernel_equals_the_keras_ops_kernel(rule, block_size):
     for fast, plain in zip(run(True), run(False), strict=True):
         np.testing.assert_allclose(fast.detach(), plain.detach(), atol=2e-5, rtol=1e-5)
     assert run(True)[0].abs().sum() > 0
+
+
+@pytest.mark.parametrize("summed", [False, True])
+@pytest.mark.parametrize("block_rows", [None, 4])
+@pytest.mark.parametrize("offset", [None, 0, 5])
+def test_class_ids_equal_the_reference(summed, block_rows, offset):
+    # Per-class sums in place of weights: two heads with their own ids and
+    # temperatures, float and negative (unlabelled) ids, per-head empty slots,
+    # per anchor and summed with anchor weights, one block and several.
+    rng = np.random.default_rng(12)
+    heads, size, rows, dim = 2, 22, 9, 5
+    z = rng.normal(size=(heads, size, dim))
+    z /= np.linalg.norm(z, axis=-1, keepdims=True)
+    other = rng.normal(size=(heads, rows, dim))
+    other /= np.linalg.norm(other, axis=-1, keepdims=True)
+    ids = rng.integers(-1, 4, size=(heads, size)).astype("float64")
+    ids[0, :3] = 7.0  # a class with no other member among some anchors
+    anchor_ids = ids[:, offset : offset + rows] if offset is not None else ids[:, :rows][:, ::-1]
+    mask = rng.random((heads, size)) > 0.2
+    if offset is not None:
+        mask[:, offset : offset + rows] = True
+    weights = (anchor_ids[:, :, None] == ids[:, None, :]) & (anchor_ids[:, :, None] >= 0)
+    anchor_weights = torch.tensor(rng.uniform(0.5, 1.5, size=(heads, rows)))
+    results = []
+    for dtype in (torch.float32, torch.float64):
+        c = torch.tensor(z, dtype=dtype, requires_grad=True)
+        a_values = z[:, offset : offset + rows] if offset is not None else other
+        a = torch.tensor(a_values, dtype=dtype, requires_grad=True)
+        t = torch.tensor([[[2.0]], [[5.0]]], dtype=dtype, requires_grad=True)
+        m = torch.tensor(mask)
+        if dtype == torch.float32:
+            loss, n = supcon_rows(
+                a,
+                c,
+                t,
+                None,
+                True,
+                "count",
+                offset,
+                m,
+                block_rows,
+                anchor_weights=anchor_weights.float() if summed else None,
+                class_ids=(
+                    [torch.tensor(y.copy()) for y in anchor_ids],
+                    [torch.tensor(y, dtype=torch.float32) for y in ids],
+                ),
+            )
+        else:
+            loss, n = reference(
+                a, c, t, torch.tensor(weights, dtype=dtype), True, "count", offset, m.unsqueeze(1)
+            )
+            if summed:
+                loss = torch.where(n > 0, loss * anchor_weights, 0.0).sum(-1)
+        upstream = torch.linspace(0.5, 2.0, int(np.prod(loss.shape)), dtype=dtype)
+        (loss * upstream.view(loss.shape)).sum().backward()
+        results.append((loss.detach(), n, a.grad, c.grad, t.grad))
+    for ours, theirs in zip(*results, strict=True):
+        np.testing.assert_allclose(ours.double().numpy(), theirs.numpy(), atol=1e-4, rtol=1e-4)
+    assert float(results[1][0].abs().sum()) > 0 and float(results[1][1].min()) == 0.0
+
+
+def test_deterministic_algorithms_use_the_weights():
+    # Under `torch.use_deterministic_algorithms(True)` the class sums (scatter-adds) give
+    # way to the weights function: same value, and the weights function is called.
+    z = torch.tensor([[[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [0.8, 0.6]]])
+    labels = torch.tensor([0, 0, 1, 1])
+    calls = []
+
+    def weights(start, rows):
+        calls.append(rows)
+        return (labels[start : start + rows, None] == labels).float()[None]
+
+    expected, _ = supcon_rows(z, z, torch.tensor(2.0), weights, True, "count", 0)
+    assert calls == [4]
+    was = torch.are_deterministic_algorithms_enabled()
+    try:
+        torch.use_deterministic_algorithms(True)
+        loss, _ = supcon_rows(
+            z, z, torch.tensor(2.0), weights, True, "count", 0, class_ids=([labels], [labels])
+        )
+    finally:
+        torch.use_deterministic_algorithms(was)
+    assert calls == [4, 4]
+    np.testing.assert_allclose(loss.numpy(), expected.numpy(), rtol=1e-6)
