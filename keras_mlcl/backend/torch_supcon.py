@@ -84,7 +84,7 @@ def supcon_rows(
             per-anchor losses. Defaults to None.
         class_ids: None, or `(anchor_ids, candidate_ids)`: one `(M,)` and one `(N,)` tensor
             of class ids per head (`T == H`), the `"equal"` rule's positives. Defaults to
-            None (`weights_fn`, which is also used under
+            None (`weights_fn`, which is also used, when given, under
             `torch.use_deterministic_algorithms(True)`).
 
     Returns:
@@ -121,7 +121,7 @@ def supcon_rows(
         raise ValueError(f"`block_rows` should be a positive int. Received: {block_rows}")
     if isinstance(anchor_offset, torch.Tensor):
         anchor_offset = int(anchor_offset)
-    if torch.are_deterministic_algorithms_enabled():
+    if torch.are_deterministic_algorithms_enabled() and weights_fn is not None:
         class_ids = None  # the per-class sums scatter-add, which CUDA does in no fixed order
     call = _Call(
         weights_fn, binary, normalization, anchor_offset, candidate_mask, block_rows, class_ids
@@ -136,7 +136,12 @@ def supcon_rows(
         x.requires_grad for x in (anchors, candidates, inverse_temperature)
     )
     return _SupConSums.apply(
-        given, candidates, inverse_temperature, anchor_weights.detach(), call, needs_grad
+        given,
+        candidates,
+        inverse_temperature,
+        anchor_weights.detach().to(anchors.dtype),
+        call,
+        needs_grad,
     )
 
 
@@ -332,7 +337,8 @@ class _SupConSums(torch.autograd.Function):
         ctx.mark_non_differentiable(n_positives)
         ctx.scalar_temperature = inverse_temperature.dim() == 0
         if needs_grad:
-            ctx.gradients = positives.finish(gradients)
+            grad_a, grad_c, _ = positives.finish(gradients)
+            ctx.gradients = grad_a, grad_c, gradients.t  # `t`'s per head: scaled by each
         return sums, n_positives
 
     @staticmethod
@@ -342,7 +348,8 @@ class _SupConSums(torch.autograd.Function):
         grad_a = None if grad_a is None else grad_a * scale
         grad_c = None if grad_c is None else grad_c * scale
         if grad_t is not None:
-            grad_t = (grad_t * scale).sum() if ctx.scalar_temperature else grad_t * scale
+            grad_t = grad_t * upstream
+            grad_t = grad_t.sum() if ctx.scalar_temperature else grad_t.view(-1, 1, 1)
         return grad_a, grad_c, grad_t, None, None, None
 
 

@@ -190,6 +190,8 @@ def supcon_rows(
     array([[1., 1., 1., 1.]], dtype=float32)
     """
     if native and NATIVE_KERNEL is not None:
+        if anchor_weights is not None:
+            anchor_weights = ops.cast(anchor_weights, anchors.dtype)
         return NATIVE_KERNEL(
             anchors,
             candidates,

@@ -193,3 +193,20 @@ def test_bad_arguments_are_named():
         supcon_from_labels(z, z, labels, labels, 0.1, block_size=0)
     with pytest.raises(ValueError, match="leading heads axis"):
         supcon_from_labels(z[None], z, [labels], [labels], 0.1)
+
+
+def test_anchor_weights_as_numpy_float64():
+    # Anchor weights of another dtype (a NumPy float64 array) are cast to the embeddings'.
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(2, 6, 3)).astype("float32")
+    z /= np.linalg.norm(z, axis=-1, keepdims=True)
+    ids = [ops.convert_to_tensor(rng.integers(0, 2, size=6)) for _ in range(2)]
+    weights = rng.uniform(0.5, 1.5, size=(2, 6))
+    expected, _ = supcon_from_labels(
+        z, z, ids, ids, 0.5, anchor_weights=ops.convert_to_tensor(weights, "float32")
+    )
+    total, _ = supcon_from_labels(z, z, ids, ids, 0.5, anchor_weights=weights)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(total), ops.convert_to_numpy(expected), rtol=1e-6
+    )
+    assert float(ops.convert_to_numpy(total).min()) > 0.0

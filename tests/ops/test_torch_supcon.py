@@ -347,3 +347,43 @@ def test_deterministic_algorithms_use_the_weights():
         torch.use_deterministic_algorithms(was)
     assert calls == [4, 4]
     np.testing.assert_allclose(loss.numpy(), expected.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("class_ids", [False, True])
+def test_summed_heads_share_a_scalar_temperature(class_ids):
+    # Two heads, one scalar temperature: the summed kernel's gradient to it is the sum over
+    # heads of each head's, scaled by that head's upstream (as the per-anchor kernel's).
+    rng = np.random.default_rng(13)
+    z = rng.normal(size=(2, 10, 4))
+    z /= np.linalg.norm(z, axis=-1, keepdims=True)
+    ids = [torch.tensor(rng.integers(-1, 3, size=10)) for _ in range(2)]
+
+    def weights(start, rows):
+        return torch.stack(
+            [
+                (y[start : start + rows, None] == y) & (y[start : start + rows, None] >= 0)
+                for y in ids
+            ]
+        ).float()
+
+    upstream = torch.tensor([0.7, 1.9])
+    results = []
+    for summed in (False, True):
+        x = torch.tensor(z, dtype=torch.float32, requires_grad=True)
+        t = torch.tensor(3.0, requires_grad=True)
+        loss, n = supcon_rows(
+            x,
+            x,
+            t,
+            weights,
+            True,
+            "count",
+            0,
+            anchor_weights=torch.ones(2, 10, dtype=torch.float64) if summed else None,
+            class_ids=(ids, ids) if class_ids else None,
+        )
+        total = loss if summed else torch.where(n > 0, loss, 0.0).sum(-1)
+        (total * upstream).sum().backward()
+        results.append((total.detach(), x.grad, t.grad))
+    for ours, theirs in zip(*results, strict=True):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-5, rtol=1e-5)
