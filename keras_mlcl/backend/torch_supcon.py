@@ -123,12 +123,18 @@ def supcon_rows(
         anchor_offset = int(anchor_offset)
     if torch.are_deterministic_algorithms_enabled() and weights_fn is not None:
         class_ids = None  # the per-class sums scatter-add, which CUDA does in no fixed order
-    call = _Call(
-        weights_fn, binary, normalization, anchor_offset, candidate_mask, block_rows, class_ids
-    )
     # The anchors being the candidates themselves (the whole batch) go in once: autograd and
     # `torch.compile` take a tensor given twice badly, and the gradients are added here.
-    call.same = anchors is candidates
+    call = _Call(
+        weights_fn,
+        binary,
+        normalization,
+        anchor_offset,
+        candidate_mask,
+        block_rows,
+        class_ids,
+        same=anchors is candidates,
+    )
     given = None if call.same else anchors
     if anchor_weights is None:
         return _SupConRows.apply(given, candidates, inverse_temperature, call)
@@ -157,10 +163,11 @@ class _Call:
         mask: torch.Tensor | None,
         block_rows: int,
         class_ids: tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]] | None,
+        same: bool,
     ) -> None:
         self.weights_fn, self.binary, self.normalization = weights_fn, binary, normalization
         self.offset, self.block_rows, self.class_ids = offset, block_rows, class_ids
-        self.same = False
+        self.same = same  # the anchors are the candidates (one input)
         if mask is not None and mask.dim() == 2:  # per head: (H, 1, N) against (H, rows, N)
             mask = mask.unsqueeze(-2)
         self.mask = mask
@@ -225,9 +232,13 @@ def _losses(
     log_denominator: torch.Tensor,
 ) -> torch.Tensor:
     """`(W LSE - S) / n`, 0 where `n = 0`."""
+    return _per_positive(weight_sum * log_denominator - weighted_logits, n_positives)
+
+
+def _per_positive(values: torch.Tensor, n_positives: torch.Tensor) -> torch.Tensor:
+    """`values / n`, 0 for the anchors without positives (`n = 0`)."""
     valid = n_positives > 0
-    raw = weight_sum * log_denominator - weighted_logits
-    return torch.where(valid, raw / torch.where(valid, n_positives, 1.0), 0.0)
+    return torch.where(valid, values / torch.where(valid, n_positives, 1.0), 0.0)
 
 
 class _SupConRows(torch.autograd.Function):
@@ -273,8 +284,7 @@ class _SupConRows(torch.autograd.Function):
             positives = ctx.positives
         else:
             positives = call.positives(anchors, candidates, inverse_temperature)
-        valid = n_positives > 0
-        coefficient = torch.where(valid, upstream / torch.where(valid, n_positives, 1.0), 0.0)
+        coefficient = _per_positive(upstream, n_positives)
         needed = ctx.needs_input_grad[:3]
         if call.same:
             needed = (needed[1], *needed[1:])
@@ -329,8 +339,7 @@ class _SupConSums(torch.autograd.Function):
             sums += torch.where(count > 0, weights * loss, 0.0).sum(-1)
             n_positives[:, start:stop] = count
             if needs_grad:
-                valid = count > 0
-                coefficient = torch.where(valid, weights / torch.where(valid, count, 1.0), 0.0)
+                coefficient = _per_positive(weights, count)
                 kept = positives.keep(logits, weight_sum, start)
                 positives.add_gradient(kept, coefficient, weight_sum, start, gradients)
         del workspace

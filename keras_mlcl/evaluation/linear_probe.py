@@ -3,6 +3,7 @@
 import functools
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from keras_mlcl.evaluation.multilabel_metrics import check_embeddings
 from keras_mlcl.evaluation.multilabel_metrics import check_level_dicts
@@ -53,7 +54,8 @@ def one_vs_rest_probabilities(
                 probability[:, k] = float(column[0])
             continue
         classifier = LogisticRegression(C=C, max_iter=max_iter, random_state=RANDOM_STATE)
-        classifier.fit(train_x, column)
+        with threadpool_limits(limits=1):  # one BLAS thread, as in `linear_probe`
+            classifier.fit(train_x, column)
         for x, probability in zip(score_xs, probabilities, strict=True):
             probability[:, k] = classifier.predict_proba(x)[:, 1]
     return probabilities
@@ -119,7 +121,10 @@ def linear_probe(
     if classes.size == 1:
         predictions = np.full(test_y.shape, classes[0])
     else:
-        predictions = classifier.fit(train_x, train_y).predict(test_x)
+        # One BLAS thread: scikit-learn's solver makes many small BLAS calls, whose threads,
+        # synchronised at each, took 5-80x longer on a busy machine; the scores are the same.
+        with threadpool_limits(limits=1):
+            predictions = classifier.fit(train_x, train_y).predict(test_x)
     return float(np.mean(predictions == test_y))
 
 

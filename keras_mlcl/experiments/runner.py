@@ -14,7 +14,6 @@ from typing import Any
 
 import keras
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from keras_mlcl.data import LabeledDataset
 from keras_mlcl.data import dense_class_ids
@@ -169,18 +168,15 @@ def evaluate_embeddings(
                 f"The model's embeddings of `{name}` hold NaN or Inf: the model diverged "
                 "(try a lower learning rate) or was saved with NaN weights."
             )
-    # One BLAS thread: scikit-learn's solver makes many small BLAS calls, whose threads,
-    # synchronised at each, took 5-80x longer on a busy machine; the scores are the same.
     with timer.phase("probe", f"linear probe ({len(dataset.levels)} levels)"):
-        with threadpool_limits(limits=1):
-            metrics = probe_scores(
-                train,
-                dataset.labels,
-                test,
-                test_labels,
-                val_embeddings=held_out,
-                val_labels=None if validation is None else validation.labels,
-            )
+        metrics = probe_scores(
+            train,
+            dataset.labels,
+            test,
+            test_labels,
+            val_embeddings=held_out,
+            val_labels=None if validation is None else validation.labels,
+        )
     with timer.phase("knn", f"kNN, k={knn_k}"):
         knn = knn_accuracy_per_level(train, dataset.labels, test, test_labels, k=knn_k)
     with timer.phase("retrieval", "retrieval (Recall@k, mAP@R)"):
