@@ -190,7 +190,7 @@ def fast_supcon_rows() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     """
     from keras_mlcl.backend.torch_supcon import supcon_rows
 
-    return supcon_rows
+    return torch.compiler.disable(supcon_rows)
 
 
 def fori_loop(

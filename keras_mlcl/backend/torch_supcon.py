@@ -13,9 +13,16 @@ from typing import Any
 
 import torch
 
+from keras_mlcl.backend.torch_buffers import POOL
+
 WeightsFn = Callable[[int, int], torch.Tensor]
 
 NORMALIZATIONS = ("count", "weight")
+
+# The largest spread of a head's row log-sum-exps for the one-matmul gradient of the whole
+# batch (`_ClassPositives.whole_batch_gradient`): a softmax entry is then 0 only where its
+# mirror is below exp(-87 + 60), which no float32 sum sees.
+SYMMETRIC_SPREAD = 60.0
 
 # Written over masked logits before the softmax: exp of it minus any row maximum
 # is exactly 0, and a row with every pair masked stays finite (uniform).
@@ -200,16 +207,26 @@ class _Call:
 
 
 class _Workspace:
-    """The block buffer of one call, `(H, block_rows, N)`, viewed at each block's size."""
+    """The block buffer of one call, `(H, block_rows, N)`, viewed at each block's size; taken
+    from the pool of `keras_mlcl.backend.torch_buffers` and given back by `release`."""
 
     def __init__(self, anchors: torch.Tensor, candidates: torch.Tensor, block_rows: int) -> None:
-        self.buffer = anchors.new_empty(anchors.shape[0] * block_rows * candidates.shape[1])
         self.heads, self.columns = anchors.shape[0], candidates.shape[1]
+        self.buffer: torch.Tensor | None = POOL.take(
+            self.heads * block_rows * self.columns, anchors
+        )
 
     def view(self, rows: int) -> torch.Tensor:
         """A contiguous `(H, rows, N)` view of the buffer."""
+        assert self.buffer is not None, "released"
         size = self.heads * rows * self.columns
         return self.buffer[:size].view(self.heads, rows, self.columns)
+
+    def release(self) -> None:
+        """Gives the buffer back to the pool: no view of it is used after this."""
+        if self.buffer is not None:
+            POOL.give(self.buffer)
+            self.buffer = None
 
 
 def _logits(
@@ -223,6 +240,11 @@ def _logits(
     """`t a_i . c_j` of anchors `start..stop-1`, written into the workspace."""
     scaled = anchors[:, start:stop] * inverse_temperature
     return torch.matmul(scaled, candidates.transpose(-1, -2), out=workspace.view(stop - start))
+
+
+def _joined(blocks: list[torch.Tensor]) -> torch.Tensor:
+    """The blocks' `(T, rows)` values side by side, `(T, M)` (one block as it is)."""
+    return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
 
 
 def _losses(
@@ -264,22 +286,24 @@ class _SupConRows(torch.autograd.Function):
             losses.append(_losses(weight_sum, weighted, n_positives, log_denominator))
             counts.append(n_positives)
             sums.append(weight_sum)
-        del workspace  # one block's softmax lives on in `ctx.kept`
-        loss, n_positives = torch.cat(losses, dim=-1), torch.cat(counts, dim=-1)
+        loss, n_positives, weight_sum = (_joined(parts) for parts in (losses, counts, sums))
         ctx.mark_non_differentiable(n_positives)
         ctx.call, ctx.positives = call, positives
-        ctx.kept = positives.keep(logits, sums[0], 0) if len(blocks) == 1 else None
-        ctx.save_for_backward(
-            anchors, candidates, inverse_temperature, n_positives, torch.cat(sums, dim=-1)
-        )
+        # One block keeps its softmax (in the workspace) for the backward pass.
+        ctx.kept = ctx.workspace = ctx.log_denominator = None
+        if len(blocks) == 1:
+            ctx.kept = positives.keep(logits, weight_sum, 0)
+            ctx.workspace, ctx.log_denominator = workspace, log_denominator
+        else:
+            workspace.release()
+        ctx.save_for_backward(anchors, candidates, inverse_temperature, n_positives, weight_sum)
         return loss, n_positives
 
     @staticmethod
     def backward(ctx: Any, upstream: torch.Tensor, _: Any) -> tuple[torch.Tensor | None, ...]:
         anchors, candidates, inverse_temperature, n_positives, weight_sum = ctx.saved_tensors
         call = ctx.call
-        # Recomputed blocks get positives of their own: nothing made in `forward` is changed
-        # here (`torch.compile` traces it whole).
+        # Recomputed blocks get positives of their own.
         if ctx.kept is not None:
             positives = ctx.positives
         else:
@@ -288,23 +312,47 @@ class _SupConRows(torch.autograd.Function):
         needed = ctx.needs_input_grad[:3]
         if call.same:
             needed = (needed[1], *needed[1:])
-        gradients = _Gradients(anchors, candidates, inverse_temperature, needed, call.same)
-        blocks = call.blocks(anchors.shape[1])
-        workspace = (
-            None if ctx.kept is not None else _Workspace(anchors, candidates, call.block_rows)
-        )
-        for start, stop in blocks:
-            kept = ctx.kept
-            if kept is None:
-                assert workspace is not None
-                logits = _logits(anchors, candidates, inverse_temperature, start, stop, workspace)
-                positives.statistics(logits, start, stop)
-                call.softmax_(logits, start)
-                kept = positives.keep(logits, weight_sum[:, start:stop], start)
-            positives.add_gradient(
-                kept, coefficient[:, start:stop], weight_sum[:, start:stop], start, gradients
+        kept, workspace = ctx.kept, ctx.workspace
+        # The kept block is used once: a second backward pass (a retained graph) recomputes.
+        ctx.kept = ctx.workspace = None
+        result = None
+        if kept is not None and positives.symmetric:
+            result = positives.whole_batch_gradient(
+                kept[0], ctx.log_denominator, coefficient, weight_sum, needed
             )
-        return (*positives.finish(gradients), None)
+        if result is None:
+            result = _backward_blocks(ctx, positives, kept, coefficient, weight_sum, needed)
+        if workspace is not None:
+            workspace.release()
+        return result
+
+
+def _backward_blocks(
+    ctx: Any,
+    positives: "_ClassPositives | _WeightPositives",
+    kept: list[torch.Tensor] | None,
+    coefficient: torch.Tensor,
+    weight_sum: torch.Tensor,
+    needed: tuple[bool, ...],
+) -> tuple[torch.Tensor | None, ...]:
+    """The per-anchor kernel's gradients block by block, from the `kept` block or recomputed."""
+    anchors, candidates, inverse_temperature = ctx.saved_tensors[:3]
+    call = ctx.call
+    gradients = _Gradients(anchors, candidates, inverse_temperature, needed, call.same)
+    workspace = None if kept is not None else _Workspace(anchors, candidates, call.block_rows)
+    for start, stop in call.blocks(anchors.shape[1]):
+        if workspace is not None:
+            logits = _logits(anchors, candidates, inverse_temperature, start, stop, workspace)
+            positives.statistics(logits, start, stop)
+            call.softmax_(logits, start)
+            kept = positives.keep(logits, weight_sum[:, start:stop], start)
+        assert kept is not None
+        positives.add_gradient(
+            kept, coefficient[:, start:stop], weight_sum[:, start:stop], start, gradients
+        )
+    if workspace is not None:
+        workspace.release()
+    return (*positives.finish(gradients), None)
 
 
 class _SupConSums(torch.autograd.Function):
@@ -342,7 +390,7 @@ class _SupConSums(torch.autograd.Function):
                 coefficient = _per_positive(weights, count)
                 kept = positives.keep(logits, weight_sum, start)
                 positives.add_gradient(kept, coefficient, weight_sum, start, gradients)
-        del workspace
+        workspace.release()
         ctx.mark_non_differentiable(n_positives)
         ctx.scalar_temperature = inverse_temperature.dim() == 0
         if needs_grad:
@@ -421,6 +469,8 @@ class _Gradients:
 
 class _WeightPositives:
     """Positives from the weights function: a `(T, rows, N)` block of weights."""
+
+    symmetric = False  # see `_ClassPositives.symmetric`
 
     def __init__(self, call: _Call, dtype: torch.dtype) -> None:
         self.call, self.dtype = call, dtype
@@ -532,25 +582,24 @@ class _ClassPositives:
                 f"`class_ids` should hold one id tensor per head ({heads}). Received "
                 f"{len(anchor_ids)} and {len(candidate_ids)}"
             )
-        own = torch.stack([torch.as_tensor(y).reshape(-1) for y in anchor_ids])
-        other = torch.stack([torch.as_tensor(y).reshape(-1) for y in candidate_ids])
-        ids = torch.cat([own, other], dim=1).to(torch.int64)
-        # (id, head) pairs numbered by sorting (static shapes: `torch.compile` traces it);
-        # two more classes: the unlabelled anchors' (always empty) and the candidates' that
-        # are no positive.
-        keys = (ids * heads + torch.arange(heads, device=ids.device).unsqueeze(1)).reshape(-1)
-        ordered, order = torch.sort(keys)
-        new = torch.ones_like(ordered, dtype=torch.bool)
-        torch.ne(ordered[1:], ordered[:-1], out=new[1:])
-        numbered = torch.empty_like(keys).scatter_(0, order, torch.cumsum(new, 0) - 1)
-        numbered = numbered.view(ids.shape)
-        unlabelled = classes = heads * (rows + size)
+        # The whole batch against itself, with the same ids: the anchors' ids are the
+        # candidates', numbered once.
+        shared = call.same and all(a is c for a, c in zip(anchor_ids, candidate_ids, strict=True))
+        ids = torch.stack([torch.as_tensor(y).reshape(-1) for y in candidate_ids])
+        if not shared:
+            own = torch.stack([torch.as_tensor(y).reshape(-1) for y in anchor_ids])
+            ids = torch.cat([own.to(ids.dtype), ids], dim=1)
+        numbered = _numbered(ids.to(torch.int64))
+        unlabelled = classes = numbered.numel()
+        first = 0 if shared else rows  # the candidates' first column
         labelled = ids[:, :rows] >= 0
-        valid = ids[:, rows:] >= 0
+        valid = ids[:, first:] >= 0
         if call.mask is not None:
             valid = valid & call.mask.reshape(-1, size)
+        # Two more classes: the unlabelled anchors' (always empty) and that of the candidates
+        # that are no positive.
         self.anchor_class = torch.where(labelled, numbered[:, :rows], unlabelled)
-        self.candidate_class = torch.where(valid, numbered[:, rows:], unlabelled + 1)
+        self.candidate_class = torch.where(valid, numbered[:, first:], unlabelled + 1)
         classes += 2
         flat_class = self.candidate_class.reshape(-1)
         counts = anchors.new_zeros(classes).index_add_(
@@ -569,6 +618,16 @@ class _ClassPositives:
                 candidates.detach()[:, call.offset : stop], self.own.unsqueeze(-1), value=-1.0
             )
         self.anchors, self.inverse_temperature = anchors.detach(), inverse_temperature
+        # The whole batch against itself in one block: its logits are symmetric, so the
+        # gradient is one matmul (see `whole_batch_gradient`).
+        # On the CPU, where the matmuls dominate (it reads one value on the host).
+        self.symmetric = (
+            shared
+            and call.offset == 0
+            and call.mask is None
+            and call.block_rows >= rows
+            and anchors.device.type == "cpu"
+        )
 
     def statistics(
         self, logits: torch.Tensor, start: int, stop: int
@@ -577,7 +636,7 @@ class _ClassPositives:
         t = self.inverse_temperature.reshape(-1, 1)
         weight_sum = self.weight_sum[:, start:stop]
         rows, positives = self.anchors[:, start:stop], self.positive_sum[:, start:stop]
-        return weight_sum, torch.einsum("hmd,hmd->hm", rows, positives) * t, weight_sum
+        return weight_sum, torch.linalg.vecdot(rows, positives).mul_(t), weight_sum
 
     def keep(
         self, probabilities: torch.Tensor, weight_sum: torch.Tensor, start: int
@@ -613,6 +672,62 @@ class _ClassPositives:
             gradients.own_coefficient[:, start:stop] = coefficient
             gradients.add_candidates_(probabilities, right.mul_(weight_sum.unsqueeze(-1)))
 
+    def whole_batch_gradient(
+        self,
+        probabilities: torch.Tensor,
+        log_denominator: torch.Tensor,
+        coefficient: torch.Tensor,
+        weight_sum: torch.Tensor,
+        needed: tuple[bool, ...],
+    ) -> tuple[torch.Tensor | None, ...] | None:
+        """`(None, d z, d t, None)` of the whole batch `z` against itself in one block, with
+        one matmul; None where the row sums are too far apart (see below).
+
+        As anchors `z` gets `t G z`, as candidates `t G^T z`, with
+        `G = diag(c W) p - diag(c) w`. The `w` parts come from per-class sums, as in
+        `add_gradient`; the `p` parts are one matmul `M z`, with
+        `M_ij = (c W)_i p_ij + (c W)_j p_ji`. The logits are symmetric, so
+        `p_ji = p_ij exp(LSE_i - LSE_j)`: `M` is `p` times a row and a column scale. Each
+        scale is kept within `exp(SYMMETRIC_SPREAD / 2)` of 1, so where two `LSE` are
+        further apart (`p_ij` could be 0 while `p_ji` is not) this returns None.
+        """
+        if not (needed[1] or needed[2]):
+            return None, None, None, None
+        lse = log_denominator
+        high, low = lse.amax(-1, keepdim=True), lse.amin(-1, keepdim=True)
+        if float((high - low).max()) > SYMMETRIC_SPREAD:
+            return None
+        z, t = self.anchors, self.inverse_temperature
+        middle = (high + low) / 2
+        scale = coefficient * weight_sum
+        buffer = POOL.take(probabilities.numel(), probabilities)
+        both = torch.mul(
+            probabilities,
+            (scale * torch.exp(middle - lse)).unsqueeze(-2),
+            out=buffer[: probabilities.numel()].view(probabilities.shape),
+        )
+        both.mul_(torch.exp(lse - middle).unsqueeze(-1)).addcmul_(
+            probabilities, scale.unsqueeze(-1)
+        )
+        gradient = torch.matmul(both, z)
+        POOL.give(buffer)
+        c = coefficient.unsqueeze(-1)
+        right = z * c
+        class_sums = right.new_zeros(self.classes, z.shape[-1])
+        class_sums.index_add_(0, self.anchor_class.reshape(-1), right.reshape(-1, z.shape[-1]))
+        # Each candidate's anchors of its class (its own pair out), and each anchor's
+        # positives: the `w` parts.
+        w_part = _gather(class_sums, self.candidate_class)
+        w_part.addcmul_(right, self.own.unsqueeze(-1), value=-1.0).addcmul_(self.positive_sum, c)
+        grad_t = None
+        if needed[2]:
+            # sum_ij G_ij z_i . z_j: half the sum of M's, less the anchors' `w` part.
+            w_sum = torch.linalg.vecdot(right, self.positive_sum).sum(-1)
+            grad_t = torch.linalg.vecdot(z, gradient).sum(-1).mul_(0.5).sub_(w_sum)
+            grad_t = grad_t.sum() if t.dim() == 0 else grad_t.view(-1, 1, 1)
+        grad_z = gradient.sub_(w_part).mul_(t) if needed[1] else None
+        return None, grad_z, grad_t, None
+
     def finish(self, gradients: _Gradients) -> tuple[torch.Tensor | None, ...]:
         """The gradients, with the candidates' per-class `w` part taken off."""
         if gradients.c is not None and gradients.class_sums is not None:
@@ -625,6 +740,18 @@ class _ClassPositives:
                 part[:, self.offset : stop].addcmul_(self.anchors, own, value=-1.0)
             gradients.c.sub_(part)
         return gradients.result()
+
+
+def _numbered(ids: torch.Tensor) -> torch.Tensor:
+    """Each head's ids `(H, K)` numbered `0, 1, ...` over every head, equal (id, head) pairs
+    alike (by one sort: static shapes, which `torch.compile` traces)."""
+    heads = ids.shape[0]
+    keys = ids if heads == 1 else ids * heads + torch.arange(heads, device=ids.device)[:, None]
+    ordered, order = torch.sort(keys.reshape(-1))
+    new = torch.ones_like(ordered, dtype=torch.bool)
+    torch.ne(ordered[1:], ordered[:-1], out=new[1:])
+    numbered = torch.empty_like(ordered).scatter_(0, order, torch.cumsum(new, 0) - 1)
+    return numbered.view(ids.shape)
 
 
 def _gather(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

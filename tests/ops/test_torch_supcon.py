@@ -9,6 +9,8 @@ if keras.backend.backend() != "torch":
 
 import torch  # noqa: E402
 
+from keras_mlcl.backend.torch_buffers import POOL  # noqa: E402
+from keras_mlcl.backend.torch_supcon import SYMMETRIC_SPREAD  # noqa: E402
 from keras_mlcl.backend.torch_supcon import supcon_rows  # noqa: E402
 
 
@@ -267,13 +269,16 @@ def test_native_kernel_equals_the_keras_ops_kernel(rule, block_size):
 
 @pytest.mark.parametrize("summed", [False, True])
 @pytest.mark.parametrize("block_rows", [None, 4])
-@pytest.mark.parametrize("offset", [None, 0, 5])
+@pytest.mark.parametrize("offset", [None, 0, 5, "whole batch"])
 def test_class_ids_equal_the_reference(summed, block_rows, offset):
     # Per-class sums in place of weights: two heads with their own ids and
     # temperatures, float and negative (unlabelled) ids, per-head empty slots,
-    # per anchor and summed with anchor weights, one block and several.
+    # per anchor and summed with anchor weights, one block and several; the
+    # whole batch against itself is one tensor and one list of ids.
     rng = np.random.default_rng(12)
-    heads, size, rows, dim = 2, 22, 9, 5
+    whole = offset == "whole batch"
+    heads, size, rows, dim = 2, 22, 22 if whole else 9, 5
+    offset = 0 if whole else offset
     z = rng.normal(size=(heads, size, dim))
     z /= np.linalg.norm(z, axis=-1, keepdims=True)
     other = rng.normal(size=(heads, rows, dim))
@@ -281,7 +286,7 @@ def test_class_ids_equal_the_reference(summed, block_rows, offset):
     ids = rng.integers(-1, 4, size=(heads, size)).astype("float64")
     ids[0, :3] = 7.0  # a class with no other member among some anchors
     anchor_ids = ids[:, offset : offset + rows] if offset is not None else ids[:, :rows][:, ::-1]
-    mask = rng.random((heads, size)) > 0.2
+    mask = rng.random((heads, size)) > (0.0 if whole else 0.2)  # no empty slot: one matmul
     if offset is not None:
         mask[:, offset : offset + rows] = True
     weights = (anchor_ids[:, :, None] == ids[:, None, :]) & (anchor_ids[:, :, None] >= 0)
@@ -294,20 +299,21 @@ def test_class_ids_equal_the_reference(summed, block_rows, offset):
         t = torch.tensor([[[2.0]], [[5.0]]], dtype=dtype, requires_grad=True)
         m = torch.tensor(mask)
         if dtype == torch.float32:
+            candidate_ids = [torch.tensor(y, dtype=torch.float32) for y in ids]
             loss, n = supcon_rows(
-                a,
+                c if whole else a,
                 c,
                 t,
                 None,
                 True,
                 "count",
                 offset,
-                m,
+                None if whole else m,
                 block_rows,
                 anchor_weights=anchor_weights.float() if summed else None,
                 class_ids=(
-                    [torch.tensor(y.copy()) for y in anchor_ids],
-                    [torch.tensor(y, dtype=torch.float32) for y in ids],
+                    candidate_ids if whole else [torch.tensor(y.copy()) for y in anchor_ids],
+                    candidate_ids,
                 ),
             )
         else:
@@ -318,7 +324,10 @@ def test_class_ids_equal_the_reference(summed, block_rows, offset):
                 loss = torch.where(n > 0, loss * anchor_weights, 0.0).sum(-1)
         upstream = torch.linspace(0.5, 2.0, int(np.prod(loss.shape)), dtype=dtype)
         (loss * upstream.view(loss.shape)).sum().backward()
-        results.append((loss.detach(), n, a.grad, c.grad, t.grad))
+        grads = (a.grad, c.grad)
+        if whole:  # one input: its gradient is the sum of both roles'
+            grads = (c.grad if a.grad is None else a.grad + c.grad,)
+        results.append((loss.detach(), n, *grads, t.grad))
     for ours, theirs in zip(*results, strict=True):
         np.testing.assert_allclose(ours.double().numpy(), theirs.numpy(), atol=1e-4, rtol=1e-4)
     assert float(results[1][0].abs().sum()) > 0 and float(results[1][1].min()) == 0.0
@@ -387,3 +396,90 @@ def test_summed_heads_share_a_scalar_temperature(class_ids):
         results.append((total.detach(), x.grad, t.grad))
     for ours, theirs in zip(*results, strict=True):
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("class_ids", [False, True])
+def test_backward_twice_with_a_retained_graph(class_ids):
+    # The whole batch's one-matmul gradient overwrites the logits it keeps: a second
+    # backward pass of the same graph falls back to the softmax alone, with the same result.
+    rng = np.random.default_rng(14)
+    z = rng.normal(size=(2, 12, 4))
+    z /= np.linalg.norm(z, axis=-1, keepdims=True)
+    ids = [torch.tensor(rng.integers(-1, 3, size=12)) for _ in range(2)]
+
+    def weights(start, rows):
+        return torch.stack(
+            [
+                (y[start : start + rows, None] == y) & (y[start : start + rows, None] >= 0)
+                for y in ids
+            ]
+        ).float()
+
+    x = torch.tensor(z, dtype=torch.float32, requires_grad=True)
+    t = torch.tensor(3.0, requires_grad=True)
+    loss, n = supcon_rows(
+        x, x, t, weights, True, "count", 0, class_ids=(ids, ids) if class_ids else None
+    )
+    total = (loss * torch.linspace(0.5, 1.5, 24).view(2, 12)).sum()
+    total.backward(retain_graph=True)
+    once = x.grad.clone(), t.grad.clone()
+    total.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * once[0].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(t.grad.numpy(), 2 * once[1].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_far_apart_row_sums_take_two_matmuls():
+    # At a tiny temperature the rows' log-sum-exps lie further apart than the one-matmul
+    # gradient of the whole batch allows (SYMMETRIC_SPREAD): the two-matmul gradient is
+    # used, equal to that of the weights.
+    rng = np.random.default_rng(15)
+    z = rng.normal(size=(1, 16, 3))
+    z /= np.linalg.norm(z, axis=-1, keepdims=True)
+    ids = [torch.tensor(rng.integers(0, 3, size=16))]
+    t = 200.0
+    logits = t * z[0] @ z[0].T
+    np.fill_diagonal(logits, -np.inf)
+    high = logits.max(-1)
+    lse = high + np.log(np.exp(logits - high[:, None]).sum(-1))
+    assert lse.max() - lse.min() > SYMMETRIC_SPREAD
+
+    def weights(start, rows):
+        y = ids[0]
+        return (y[start : start + rows, None] == y).float()[None]
+
+    results = []
+    for class_ids in ((ids, ids), None):
+        x = torch.tensor(z, dtype=torch.float64, requires_grad=True)
+        loss, _ = supcon_rows(
+            x,
+            x,
+            torch.tensor(t, dtype=torch.float64),
+            weights,
+            True,
+            "count",
+            0,
+            class_ids=class_ids,
+        )
+        (loss * torch.linspace(0.5, 1.5, 16, dtype=torch.float64)).sum().backward()
+        results.append((loss.detach().numpy(), x.grad.numpy()))
+    for ours, theirs in zip(*results, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-9)
+    assert np.abs(results[0][1]).sum() > 0
+
+
+def test_block_buffers_go_back_to_the_pool():
+    # One block's buffer is held for the backward pass and given back after it, with the
+    # scratch buffer of the one-matmul gradient; the next call takes the same memory again.
+    z = torch.nn.functional.normalize(torch.randn(1, 64, 8), dim=-1)
+    labels = torch.arange(64) % 5
+    pools, held = [], []
+    for _ in range(2):
+        x = z.clone().requires_grad_(True)
+        loss, _ = supcon_rows(
+            x, x, torch.tensor(5.0), None, True, "count", 0, class_ids=([labels], [labels])
+        )
+        held.append({b.data_ptr() for b in POOL._free})
+        loss.sum().backward()
+        pools.append({b.data_ptr() for b in POOL._free})
+    assert pools[0] == pools[1] and len(pools[1]) == 2
+    assert len(pools[1] - held[1]) == 1  # the workspace, held until the backward pass
