@@ -2,9 +2,10 @@
 
 Same contract as the `keras.ops` kernel: anchors against candidates, row block by row block,
 with the closed-form gradient. Every `N`-wide pass is an in-place ATen op or a fused one
-(`softmax`) on block buffers made once per call. Positives come two ways: a weights function
-(any rule), or the heads' class ids (the `"equal"` rule), whose sums per class replace every
-`rows x N` weight pass; the backward pass is then two matmuls and no `M x N` pass.
+(`softmax`) on block buffers taken once per call (from a pool, on the CPU). Positives come two
+ways: a weights function (any rule), or the heads' class ids (the `"equal"` rule), whose sums per
+class replace every `rows x N` weight pass; the backward pass is then two matmuls and no `M x N`
+pass, and one matmul for the whole batch against itself (its logits are symmetric).
 """
 
 from collections.abc import Callable
@@ -20,8 +21,9 @@ WeightsFn = Callable[[int, int], torch.Tensor]
 NORMALIZATIONS = ("count", "weight")
 
 # The largest spread of a head's row log-sum-exps for the one-matmul gradient of the whole
-# batch (`_ClassPositives.whole_batch_gradient`): a softmax entry is then 0 only where its
-# mirror is below exp(-87 + 60), which no float32 sum sees.
+# batch (`_ClassPositives.whole_batch_gradient`), which reads `p_ji` as
+# `p_ij exp(LSE_i - LSE_j)`: `p_ij` then falls below float32's normal range (exp(-87)) only
+# where `p_ji < exp(-27)`, too small to count beside the row's largest terms.
 SYMMETRIC_SPREAD = 60.0
 
 # Written over masked logits before the softmax: exp of it minus any row maximum
@@ -64,8 +66,12 @@ def supcon_rows(
     softmax, `u` the upstream gradient of `loss`), back through the similarity matmul and to
     the inverse temperature.
     Per anchor, a single block keeps its softmax for the backward pass, and several blocks
-    are recomputed there. With `anchor_weights` the gradient is computed in the forward
-    pass, block by block (three matmuls in all), and the backward pass only scales it.
+    are recomputed there (as is a single block in a second backward pass of a retained
+    graph). The whole batch against itself (`anchors is candidates`, the same class ids, one
+    block, no empty slot, on the CPU) takes its gradient from one matmul instead of two, see
+    `_ClassPositives.whole_batch_gradient`. With `anchor_weights` the gradient is computed in
+    the forward pass, block by block (three matmuls in all), and the backward pass only
+    scales it.
 
     With `class_ids`, `w_hij = 1` when anchor `i` and candidate `j` have the same class id
     on head `h` (ids `>= 0`; a negative id is unlabelled), and `weights_fn` is not called:
@@ -619,8 +625,8 @@ class _ClassPositives:
             )
         self.anchors, self.inverse_temperature = anchors.detach(), inverse_temperature
         # The whole batch against itself in one block: its logits are symmetric, so the
-        # gradient is one matmul (see `whole_batch_gradient`).
-        # On the CPU, where the matmuls dominate (it reads one value on the host).
+        # gradient is one matmul (`whole_batch_gradient`). On the CPU only, where the matmuls
+        # dominate: it reads one value on the host.
         self.symmetric = (
             shared
             and call.offset == 0
@@ -744,7 +750,7 @@ class _ClassPositives:
 
 def _numbered(ids: torch.Tensor) -> torch.Tensor:
     """Each head's ids `(H, K)` numbered `0, 1, ...` over every head, equal (id, head) pairs
-    alike (by one sort: static shapes, which `torch.compile` traces)."""
+    alike (by one sort, with static shapes)."""
     heads = ids.shape[0]
     keys = ids if heads == 1 else ids * heads + torch.arange(heads, device=ids.device)[:, None]
     ordered, order = torch.sort(keys.reshape(-1))

@@ -483,3 +483,26 @@ def test_block_buffers_go_back_to_the_pool():
         pools.append({b.data_ptr() for b in POOL._free})
     assert pools[0] == pools[1] and len(pools[1]) == 2
     assert len(pools[1] - held[1]) == 1  # the workspace, held until the backward pass
+
+
+def test_a_compiled_loss_runs_the_kernel_eagerly():
+    # Under `torch.compile` the kernel is left out of the graph (it runs eagerly, with its
+    # in-place passes): the compiled loss gives the eager loss's value and gradient.
+    from keras_mlcl.losses import SupCon
+
+    loss = SupCon(temperature=0.2)
+    rng = np.random.default_rng(16)
+    z = rng.normal(size=(12, 4))
+    z /= np.linalg.norm(z, axis=-1, keepdims=True)
+    labels = torch.tensor(rng.integers(0, 3, size=12))
+    results = []
+    for fn in (
+        lambda x: loss(labels, x),
+        torch.compile(lambda x: loss(labels, x), backend="eager"),
+    ):
+        x = torch.tensor(z, dtype=torch.float32, requires_grad=True)
+        value = fn(x)
+        value.backward()
+        results.append((value.detach().numpy(), x.grad.numpy()))
+    for ours, theirs in zip(*results, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
