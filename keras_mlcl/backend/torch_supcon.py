@@ -295,9 +295,9 @@ class _SupConRows(torch.autograd.Function):
         loss, n_positives, weight_sum = (_joined(parts) for parts in (losses, counts, sums))
         ctx.mark_non_differentiable(n_positives)
         ctx.call, ctx.positives = call, positives
-        # One block keeps its softmax (in the workspace) for the backward pass.
+        # One block keeps its softmax (in the workspace) for the backward pass, if any.
         ctx.kept = ctx.workspace = ctx.log_denominator = None
-        if len(blocks) == 1:
+        if len(blocks) == 1 and any(ctx.needs_input_grad[:3]):
             ctx.kept = positives.keep(logits, weight_sum, 0)
             ctx.workspace, ctx.log_denominator = workspace, log_denominator
         else:
