@@ -185,7 +185,8 @@ def fast_supcon_rows() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     """The native SupCon kernel: a `torch.autograd.Function` with in-place row passes.
 
     It runs eagerly under `torch.compile` (`torch.compiler.disable`): traced, its in-place
-    passes on reused buffers become copies, and the loss was about 1.5 times slower.
+    passes on reused buffers become copies, and the loss was about 1.5 times slower. The
+    graph breaks there, so `torch.compile(..., fullgraph=True)` refuses a loss.
 
     Returns:
         `keras_mlcl.backend.torch_supcon.supcon_rows`, the contract of

@@ -5,7 +5,8 @@ with the closed-form gradient. Every `N`-wide pass is an in-place ATen op or a f
 (`softmax`) on block buffers taken once per call (from a pool, on the CPU). Positives come two
 ways: a weights function (any rule), or the heads' class ids (the `"equal"` rule), whose sums per
 class replace every `rows x N` weight pass; the backward pass is then two matmuls and no `M x N`
-pass, and one matmul for the whole batch against itself (its logits are symmetric).
+weight pass, and one matmul for the whole batch against itself (its logits are symmetric). The
+gradient is not differentiable again: a backward pass with `create_graph=True` raises.
 """
 
 from collections.abc import Callable
@@ -61,17 +62,18 @@ def supcon_rows(
     - `n_ti = W_ti` when `binary` or `normalization="weight"`, else `#{j : w_tij > 0}`.
 
     Anchors are taken `block_rows` rows at a time, each block against all candidates, in
-    one buffer made once per call (the softmax overwrites the logits). The gradient with
+    one buffer per call (the softmax overwrites the logits; on the CPU the buffer comes from
+    `keras_mlcl.backend.torch_buffers`). The gradient with
     respect to the logits is `G_ij = sum_t u_ti / n_ti (W_ti p_ij - w_tij)` (`p` the
     softmax, `u` the upstream gradient of `loss`), back through the similarity matmul and to
     the inverse temperature.
     Per anchor, a single block keeps its softmax for the backward pass, and several blocks
     are recomputed there (as is a single block in a second backward pass of a retained
-    graph). The whole batch against itself (`anchors is candidates`, the same class ids, one
-    block, no empty slot, on the CPU) takes its gradient from one matmul instead of two, see
-    `_ClassPositives.whole_batch_gradient`. With `anchor_weights` the gradient is computed in
-    the forward pass, block by block (three matmuls in all), and the backward pass only
-    scales it.
+    graph). The whole batch against itself (`anchors is candidates`, `anchor_offset=0`, the
+    same class id tensors, one block, no empty slot, no `anchor_weights`, on the CPU) takes
+    its gradient from one matmul instead of two, see `_ClassPositives.whole_batch_gradient`.
+    With `anchor_weights` the gradient is computed in the forward pass, block by block
+    (three matmuls in all), and the backward pass only scales it.
 
     With `class_ids`, `w_hij = 1` when anchor `i` and candidate `j` have the same class id
     on head `h` (ids `>= 0`; a negative id is unlabelled), and `weights_fn` is not called:
@@ -307,6 +309,7 @@ class _SupConRows(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, upstream: torch.Tensor, _: Any) -> tuple[torch.Tensor | None, ...]:
+        _refuse_create_graph()
         anchors, candidates, inverse_temperature, n_positives, weight_sum = ctx.saved_tensors
         call = ctx.call
         # Recomputed blocks get positives of their own.
@@ -406,6 +409,7 @@ class _SupConSums(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, upstream: torch.Tensor, _: Any) -> tuple[torch.Tensor | None, ...]:
+        _refuse_create_graph()
         grad_a, grad_c, grad_t = ctx.gradients
         scale = upstream.view(-1, 1, 1)
         grad_a = None if grad_a is None else grad_a * scale
@@ -693,7 +697,8 @@ class _ClassPositives:
         `G = diag(c W) p - diag(c) w`. The `w` parts come from per-class sums, as in
         `add_gradient`; the `p` parts are one matmul `M z`, with
         `M_ij = (c W)_i p_ij + (c W)_j p_ji`. The logits are symmetric, so
-        `p_ji = p_ij exp(LSE_i - LSE_j)`: `M` is `p` times a row and a column scale. Each
+        `p_ji = p_ij exp(LSE_i - LSE_j)`: the second term is `p` scaled by a row and a
+        column vector, and `M` takes three element-wise passes into a scratch buffer. Each
         scale is kept within `exp(SYMMETRIC_SPREAD / 2)` of 1, so where two `LSE` are
         further apart (`p_ij` could be 0 while `p_ji` is not) this returns None.
         """
@@ -746,6 +751,17 @@ class _ClassPositives:
                 part[:, self.offset : stop].addcmul_(self.anchors, own, value=-1.0)
             gradients.c.sub_(part)
         return gradients.result()
+
+
+def _refuse_create_graph() -> None:
+    """Raises a `RuntimeError` in a backward pass with `create_graph=True`: the gradient is
+    computed in closed form, outside autograd, so it has no gradient of its own."""
+    if torch.is_grad_enabled():
+        raise RuntimeError(
+            "The SupCon kernel's gradient cannot be differentiated again: a backward pass "
+            "with `create_graph=True` (second-order gradients, gradient penalties) is not "
+            "supported. Received a backward pass with `create_graph=True`."
+        )
 
 
 def _numbered(ids: torch.Tensor) -> torch.Tensor:

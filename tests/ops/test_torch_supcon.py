@@ -400,8 +400,8 @@ def test_summed_heads_share_a_scalar_temperature(class_ids):
 
 @pytest.mark.parametrize("class_ids", [False, True])
 def test_backward_twice_with_a_retained_graph(class_ids):
-    # The whole batch's one-matmul gradient overwrites the logits it keeps: a second
-    # backward pass of the same graph falls back to the softmax alone, with the same result.
+    # The first backward pass gives the kept block's buffer back to the pool: a second one
+    # of the same graph recomputes the block, with the same result.
     rng = np.random.default_rng(14)
     z = rng.normal(size=(2, 12, 4))
     z /= np.linalg.norm(z, axis=-1, keepdims=True)
@@ -509,3 +509,30 @@ def test_a_compiled_loss_runs_the_kernel_eagerly():
         results.append((value.detach().numpy(), x.grad.numpy()))
     for ours, theirs in zip(*results, strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("class_ids", [False, True])
+def test_the_gradient_is_not_differentiable_again(class_ids):
+    # Second-order gradients through the closed-form gradient (computed outside autograd)
+    # are refused loudly, never silently zero.
+    z = torch.nn.functional.normalize(torch.randn(1, 10, 3, dtype=torch.float64), dim=-1)
+    labels = torch.arange(10) % 3
+
+    def weights(start, rows):
+        return (labels[start : start + rows, None] == labels).double()[None]
+
+    x = z.clone().requires_grad_(True)
+    loss, _ = supcon_rows(
+        x,
+        x,
+        torch.tensor(2.0),
+        weights,
+        True,
+        "count",
+        0,
+        class_ids=([labels], [labels]) if class_ids else None,
+    )
+    with pytest.raises(RuntimeError, match="create_graph=True"):
+        torch.autograd.grad(loss.sum(), x, create_graph=True)
+    (gradient,) = torch.autograd.grad(loss.sum(), x)  # a first-order gradient still works
+    assert gradient.abs().sum() > 0
