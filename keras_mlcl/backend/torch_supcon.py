@@ -726,10 +726,8 @@ class _ClassPositives:
         right = z * c
         class_sums = right.new_zeros(self.classes, z.shape[-1])
         class_sums.index_add_(0, self.anchor_class.reshape(-1), right.reshape(-1, z.shape[-1]))
-        # Each candidate's anchors of its class (its own pair out), and each anchor's
-        # positives: the `w` parts.
-        w_part = _gather(class_sums, self.candidate_class)
-        w_part.addcmul_(right, self.own.unsqueeze(-1), value=-1.0).addcmul_(self.positive_sum, c)
+        # The `w` parts: each candidate's anchors of its class, and each anchor's positives.
+        w_part = self._candidates_w_part(class_sums, right).addcmul_(self.positive_sum, c)
         grad_t = None
         if needed[2]:
             # sum_ij G_ij z_i . z_j: half the sum of M's, less the anchors' `w` part.
@@ -742,15 +740,21 @@ class _ClassPositives:
     def finish(self, gradients: _Gradients) -> tuple[torch.Tensor | None, ...]:
         """The gradients, with the candidates' per-class `w` part taken off."""
         if gradients.c is not None and gradients.class_sums is not None:
-            part = _gather(gradients.class_sums, self.candidate_class)
-            if self.offset is not None:
-                stop = self.offset + self.anchors.shape[1]
-                assert gradients.own_coefficient is not None
-                own = self.own * gradients.own_coefficient
-                own = own.unsqueeze(-1) * self.inverse_temperature
-                part[:, self.offset : stop].addcmul_(self.anchors, own, value=-1.0)
-            gradients.c.sub_(part)
+            assert gradients.own_coefficient is not None
+            own_rows = self.anchors * (
+                gradients.own_coefficient.unsqueeze(-1) * self.inverse_temperature
+            )
+            gradients.c.sub_(self._candidates_w_part(gradients.class_sums, own_rows))
         return gradients.result()
+
+    def _candidates_w_part(self, class_sums: torch.Tensor, own_rows: torch.Tensor) -> torch.Tensor:
+        """`(H, N, D)`: for each candidate, the sum over the anchors of its class
+        (`class_sums`, the anchors' rows `own_rows` summed per class), less its own pair."""
+        part = _gather(class_sums, self.candidate_class)
+        if self.offset is not None:
+            stop = self.offset + self.anchors.shape[1]
+            part[:, self.offset : stop].addcmul_(own_rows, self.own.unsqueeze(-1), value=-1.0)
+        return part
 
 
 def _refuse_create_graph() -> None:

@@ -14,6 +14,20 @@ from keras_mlcl.backend.torch_supcon import SYMMETRIC_SPREAD  # noqa: E402
 from keras_mlcl.backend.torch_supcon import supcon_rows  # noqa: E402
 
 
+def equal_weights(ids):
+    """The `"equal"` rule's weights function over one id tensor per head (-1 unlabelled)."""
+
+    def weights(start, rows):
+        return torch.stack(
+            [
+                (y[start : start + rows, None] == y) & (y[start : start + rows, None] >= 0)
+                for y in ids
+            ]
+        ).float()
+
+    return weights
+
+
 def reference(
     anchors, candidates, inverse_temperature, weights, binary, normalization, offset, mask
 ):
@@ -367,13 +381,7 @@ def test_summed_heads_share_a_scalar_temperature(class_ids):
     z /= np.linalg.norm(z, axis=-1, keepdims=True)
     ids = [torch.tensor(rng.integers(-1, 3, size=10)) for _ in range(2)]
 
-    def weights(start, rows):
-        return torch.stack(
-            [
-                (y[start : start + rows, None] == y) & (y[start : start + rows, None] >= 0)
-                for y in ids
-            ]
-        ).float()
+    weights = equal_weights(ids)
 
     upstream = torch.tensor([0.7, 1.9])
     results = []
@@ -407,13 +415,7 @@ def test_backward_twice_with_a_retained_graph(class_ids):
     z /= np.linalg.norm(z, axis=-1, keepdims=True)
     ids = [torch.tensor(rng.integers(-1, 3, size=12)) for _ in range(2)]
 
-    def weights(start, rows):
-        return torch.stack(
-            [
-                (y[start : start + rows, None] == y) & (y[start : start + rows, None] >= 0)
-                for y in ids
-            ]
-        ).float()
+    weights = equal_weights(ids)
 
     x = torch.tensor(z, dtype=torch.float32, requires_grad=True)
     t = torch.tensor(3.0, requires_grad=True)
