@@ -39,6 +39,11 @@ Kernels:
   iterations run one at a time (the blockwise kernel's memory bound).
 - `compile_function(function)`: `function` compiled for repeated calls with
   the same shapes (`jax.jit`, `tf.function` with XLA; torch: eager).
+- `compiled_by_xla()`: whether the code being traced is compiled by XLA (the
+  blockwise kernel then keeps its blocks within the CPU's cache).
+- `fuse_elementwise(function)`: `function` run as one fused program where the
+  backend would run its element-wise ops one by one (a TensorFlow graph without
+  XLA: `tf.function` with XLA); `function` itself elsewhere.
 - `top_k_lower_index_first(x, k)`: `keras.ops.top_k` over the last axis with
   the lower index first among equal values (`torch.topk` promises no order).
 
@@ -77,6 +82,8 @@ export_saved_model = active.export_saved_model
 fast_supcon_rows = active.fast_supcon_rows
 fori_loop = active.fori_loop
 compile_function = active.compile_function
+compiled_by_xla = active.compiled_by_xla
+fuse_elementwise = active.fuse_elementwise
 top_k_lower_index_first = active.top_k_lower_index_first
 
 __all__ = [
@@ -85,10 +92,12 @@ __all__ = [
     "average_gradients",
     "broadcast",
     "compile_function",
+    "compiled_by_xla",
     "concrete_numpy",
     "export_saved_model",
     "fast_supcon_rows",
     "fori_loop",
+    "fuse_elementwise",
     "loss_scale",
     "process_group_size",
     "replica_count",

@@ -88,7 +88,7 @@ def export_saved_model(
 
 
 def fast_supcon_rows() -> None:
-    """None: the `keras.ops` kernel is the SupCon kernel here (XLA / Grappler fuse its passes)."""
+    """None: the `keras.ops` kernel is the SupCon kernel here (XLA fuses its passes)."""
     return None
 
 
@@ -107,3 +107,14 @@ def compile_function(function: Callable[..., Any]) -> Callable[..., Any]:
 def top_k_lower_index_first(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """`keras.ops.top_k`: `jax.lax.top_k` already puts the lower index first among equals."""
     return keras.ops.top_k(x, k)
+
+
+def compiled_by_xla() -> bool:
+    """True: JAX compiles every traced function with XLA."""
+    return True
+
+
+def fuse_elementwise(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function` itself: XLA already fuses the blockwise kernel's passes (JAX); torch
+    runs its own native kernel."""
+    return function

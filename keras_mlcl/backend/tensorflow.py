@@ -17,6 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.ops import control_flow_util
 
 from keras_mlcl.backend import single_process
 from keras_mlcl.backend.single_process import average_gradients  # noqa: F401
@@ -124,7 +125,8 @@ def export_saved_model(
 
 
 def fast_supcon_rows() -> None:
-    """None: the `keras.ops` kernel is the SupCon kernel here (XLA / Grappler fuse its passes)."""
+    """None: the `keras.ops` kernel is the SupCon kernel here (XLA fuses its passes, also in a
+    graph without XLA: `fuse_elementwise`)."""
     return None
 
 
@@ -153,3 +155,29 @@ def compile_function(function: Callable[..., Any]) -> Callable[..., Any]:
 def top_k_lower_index_first(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """`keras.ops.top_k`: `tf.math.top_k` already puts the lower index first among equals."""
     return keras.ops.top_k(x, k)
+
+
+def compiled_by_xla() -> bool:
+    """Whether the code being traced is compiled by XLA (`tf.function(jit_compile=True)`,
+    directly or around the function being traced); False when executing eagerly."""
+    if tf.executing_eagerly():
+        return False
+    # TensorFlow has no public call for it; tf.function marks the graphs it compiles.
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
+def fuse_elementwise(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function` as one XLA program when called in a graph that XLA does not compile.
+
+    Keras' TensorFlow train step on a CPU is a `tf.function` without XLA, where every
+    element-wise op of the blockwise kernel reads and writes a whole block; XLA fuses them
+    into a few passes. Eagerly, `function` runs as it is (no compilation per call); inside
+    an XLA program, too (XLA compiles it with the rest).
+    """
+
+    def call(*args: Any) -> Any:
+        if tf.executing_eagerly() or compiled_by_xla():
+            return function(*args)
+        return tf.function(function, jit_compile=True, autograph=False)(*args)
+
+    return call

@@ -237,3 +237,14 @@ def top_k_lower_index_first(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
     indices = torch.sort(indices, dim=-1).values
     values, order = torch.sort(torch.gather(x, -1, indices), dim=-1, descending=True, stable=True)
     return values, torch.gather(indices, -1, order)
+
+
+def compiled_by_xla() -> bool:
+    """False: torch runs eagerly (or compiled by `torch.compile`, not XLA)."""
+    return False
+
+
+def fuse_elementwise(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function` itself: XLA already fuses the blockwise kernel's passes (JAX); torch
+    runs its own native kernel."""
+    return function

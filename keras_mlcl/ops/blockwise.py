@@ -22,13 +22,16 @@ from keras_mlcl.utils.types import Tensor
 MASKED_LOGIT = -1e9
 
 # Elements of one `(heads, rows, N)` buffer the automatic block size allows:
-# 2**22 float32 values = 16 MB. Below it the whole matrix is one block for a native kernel.
+# 2**22 float32 values = 16 MB. Below it the whole matrix is one block, unless XLA compiles.
+# (A TensorFlow graph without XLA fuses each block's passes on its own, see
+# `backend.fuse_elementwise`: 2 heads at N = 1024 took 6.9 ms as one block, 7.5 ms in 4.)
 BLOCK_ELEMENTS = 2**22
 
-# The `keras.ops` kernel (XLA on CPU) keeps a block's buffers in the CPU's cache: the whole
-# matrix is one block up to 2**20 values (4 MB), and blocks have at most 256 rows. As one
-# 16 MB block, 2 heads at N = 1024 took 1.8x and 4 heads 1.8x the time of 256-row blocks
-# on JAX (one head at N = 2048: 1.6x; at N = 4096 with 1024-row blocks: 1.25x).
+# Where XLA compiles the whole `keras.ops` kernel (`backend.compiled_by_xla`), it keeps a
+# block's buffers in the CPU's cache: the whole matrix is one block up to 2**20 values
+# (4 MB), and blocks have at most 256 rows. As one 16 MB block, 2 heads at N = 1024 took
+# 1.8x and 4 heads 1.8x the time of 256-row blocks on JAX (one head at N = 2048: 1.6x;
+# at N = 4096 with 1024-row blocks: 1.25x).
 CACHED_BLOCK_ELEMENTS = 2**20
 MAX_CACHED_BLOCK_ROWS = 256
 
@@ -44,9 +47,9 @@ NATIVE_KERNEL = backend.fast_supcon_rows()
 def auto_block_rows(m: int | None, n: int | None, heads: int = 1) -> int | None:
     """The anchor rows per block that keep one `(heads, rows, n)` buffer within `BLOCK_ELEMENTS`.
 
-    With the `keras.ops` kernel (no native one), the whole matrix is one block only up to
-    `CACHED_BLOCK_ELEMENTS`, and blocks have at most `MAX_CACHED_BLOCK_ROWS` rows, so that
-    their buffers stay in the CPU's cache.
+    Where XLA compiles the `keras.ops` kernel (no native one; `backend.compiled_by_xla`),
+    the whole matrix is one block only up to `CACHED_BLOCK_ELEMENTS`, and blocks have at
+    most `MAX_CACHED_BLOCK_ROWS` rows, so that their buffers stay in the CPU's cache.
 
     Args:
         m: the number of anchors, or None when unknown (traced).
@@ -66,11 +69,11 @@ def auto_block_rows(m: int | None, n: int | None, heads: int = 1) -> int | None:
     """
     if m is None or n is None:
         return None
-    native = NATIVE_KERNEL is not None
-    if heads * m * n <= (BLOCK_ELEMENTS if native else CACHED_BLOCK_ELEMENTS):
+    cached = NATIVE_KERNEL is None and backend.compiled_by_xla()
+    if heads * m * n <= (CACHED_BLOCK_ELEMENTS if cached else BLOCK_ELEMENTS):
         return m
     rows = BLOCK_ELEMENTS // (heads * n)
-    if not native:
+    if cached:
         rows = min(rows, MAX_CACHED_BLOCK_ROWS)
     return max(8, rows - rows % 8)
 
@@ -298,8 +301,40 @@ def _block_forward(
         `(stacked, state)`: `stacked` holds `[loss, n_positives]` on a new first axis
         (`(2, T, rows)`, or `(2, rows)` for one head and one term), `state` a `_BlockState`.
     """
-    logits = ops.matmul(a * t, ops.swapaxes(c, -1, -2))
-    excluded = _masked_pairs(kernel, start, ops.shape(a)[-2], ops.shape(c)[-2])
+    terms = backend.fuse_elementwise(lambda x, s: _block_terms(kernel, x, s))
+    return terms(_logits(a, c, t), start)
+
+
+def _block_losses(kernel: _Kernel, a: Tensor, c: Tensor, t: Tensor, start: int | Tensor) -> Tensor:
+    """The `stacked` losses and counts of `_block_forward` alone."""
+    terms = backend.fuse_elementwise(lambda x, s: _block_terms(kernel, x, s)[0])
+    return terms(_logits(a, c, t), start)
+
+
+def _block_gradient(
+    kernel: _Kernel, a: Tensor, c: Tensor, t: Tensor, start: int | Tensor, upstream: Tensor
+) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
+    """`_block_forward`'s `stacked`, and `(d a, d c, d t)` for `upstream` `d total / d loss`
+    of the block's rows (`(T, rows)`), in one pass over the block's logits."""
+
+    def terms(logits: Tensor, start: int | Tensor, upstream: Tensor) -> tuple[Tensor, Tensor]:
+        stacked, state = _block_terms(kernel, logits, start)
+        return stacked, _pair_gradient(upstream / state.safe_n, state)
+
+    stacked, g = backend.fuse_elementwise(terms)(_logits(a, c, t), start, upstream)
+    return stacked, _through_matmul(a, c, t, g)
+
+
+def _logits(a: Tensor, c: Tensor, t: Tensor) -> Tensor:
+    """`l = t A C^T`, the block's logits before masking."""
+    return ops.matmul(a * t, ops.swapaxes(c, -1, -2))
+
+
+def _block_terms(
+    kernel: _Kernel, logits: Tensor, start: int | Tensor
+) -> tuple[Tensor, _BlockState]:
+    """`_block_forward` after its matmul: the row passes over the block's `logits`."""
+    excluded = _masked_pairs(kernel, start, ops.shape(logits)[-2], ops.shape(logits)[-1])
     if excluded is not None:
         logits = ops.where(excluded, MASKED_LOGIT, logits)
     shifted = logits - ops.max(logits, axis=-1, keepdims=True)
@@ -326,11 +361,16 @@ def _block_forward(
 def _block_backward(
     a: Tensor, c: Tensor, t: Tensor, coefficient: Tensor, state: _BlockState
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """`(d a, d c, d t)` of one block, in closed form.
+    """`(d a, d c, d t)` of one block, in closed form (see `_pair_gradient`)."""
+    g = backend.fuse_elementwise(_pair_gradient)(coefficient, state)
+    return _through_matmul(a, c, t, g)
+
+
+def _pair_gradient(coefficient: Tensor, state: _BlockState) -> Tensor:
+    """`G`, the gradient with respect to the block's logits:
 
     ```
     G_ij  = sum_t u_ti (W_ti p_ij - w_tij)      p_ij = exp(l_ij - m_i) / denominator_i
-    d a   = t G C,   d c = t G^T A,   d t = sum_i a_i . (G C)_i
     ```
 
     where `u_ti = coefficient` is `d total / d loss_ti` over `n_ti` (0 for anchors without
@@ -343,7 +383,16 @@ def _block_backward(
     if len(w.shape) > len(exp_shifted.shape):
         scale = ops.sum(scale, axis=0)
         w_part = ops.sum(w_part, axis=0)
-    g = ops.expand_dims(scale / denominator, -1) * exp_shifted - w_part
+    return ops.expand_dims(scale / denominator, -1) * exp_shifted - w_part
+
+
+def _through_matmul(a: Tensor, c: Tensor, t: Tensor, g: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """`(d a, d c, d t)` from `G` (see `_pair_gradient`), back through `l = t A C^T`:
+
+    ```
+    d a   = t G C,   d c = t G^T A,   d t = sum_i a_i . (G C)_i
+    ```
+    """
     m = ops.matmul(g, c)
     to_candidates = ops.matmul(ops.swapaxes(g, -1, -2), a)
     # d loss / d t = sum_ij g_ij a_i.c_j = sum_i a_i . m_i
@@ -432,7 +481,7 @@ def _blocks_forward(kernel: _Kernel, a: Tensor, c: Tensor, t: Tensor) -> Tensor:
 
     A loop (not unrolled code), so that the compilers keep one block alive at a time.
     """
-    first, _ = _block_forward(kernel, _rows_of(kernel, a, 0), c, t, 0)
+    first = _block_losses(kernel, _rows_of(kernel, a, 0), c, t, 0)
     stacked = ops.zeros((*first.shape[:-1], kernel.num_anchors), kernel.dtype)
     stacked = ops.slice_update(stacked, _at(len(stacked.shape), -1, 0), first)
     return backend.fori_loop(
@@ -448,7 +497,7 @@ def _forward_step(
 ) -> Tensor:
     """`stacked` with block `k`'s losses and counts written in."""
     start = _block_start(kernel, k)
-    values, _ = _block_forward(kernel, _rows_of(kernel, a, start), c, t, start)
+    values = _block_losses(kernel, _rows_of(kernel, a, start), c, t, start)
     return ops.slice_update(stacked, _at(len(stacked.shape), -1, start), values)
 
 
@@ -482,11 +531,11 @@ def _backward_step(
     grad_a, grad_c, grad_t = carry
     k = kernel.num_blocks - 1 - i
     start = _block_start(kernel, k)
-    a_block = _rows_of(kernel, a, start)
-    _, state = _block_forward(kernel, a_block, c, t, start)
     upstream_rows = take_rows(upstream[0], start, kernel.rows, axis=-1)
-    coefficient = ops.where(_own_rows(kernel, k, start), upstream_rows / state.safe_n, 0.0)
-    part_a, part_c, part_t = _block_backward(a_block, c, t, coefficient, state)
+    upstream_rows = ops.where(_own_rows(kernel, k, start), upstream_rows, 0.0)
+    _, (part_a, part_c, part_t) = _block_gradient(
+        kernel, _rows_of(kernel, a, start), c, t, start, upstream_rows
+    )
     grad_a = ops.slice_update(grad_a, _at(len(a.shape), -2, start), part_a)
     return grad_a, grad_c + part_c, grad_t + part_t
 
@@ -551,14 +600,14 @@ def _summed_step(
     sums, counts, grad_a, grad_c, grad_t = carry
     k = kernel.num_blocks - 1 - i
     start = 0 if kernel.rows is None else _block_start(kernel, k)
-    a_block = _rows_of(kernel, a, start)
-    values, state = _block_forward(kernel, a_block, c, t, start)
     s_rows = take_rows(weights, start, kernel.rows, axis=-1)
     if kernel.rows is not None:
         s_rows = ops.where(_own_rows(kernel, k, start), s_rows, 0.0)
-    sums = sums + ops.sum(ops.where(state.valid, s_rows * values[0], 0.0), axis=-1)
+    values, (part_a, part_c, part_t) = _block_gradient(
+        kernel, _rows_of(kernel, a, start), c, t, start, s_rows
+    )
+    sums = sums + ops.sum(ops.where(values[1] > 0, s_rows * values[0], 0.0), axis=-1)
     counts = ops.slice_update(counts, _at(len(counts.shape), -1, start), values[1])
-    part_a, part_c, part_t = _block_backward(a_block, c, t, s_rows / state.safe_n, state)
     grad_a = ops.slice_update(grad_a, _at(len(a.shape), -2, start), part_a)
     return sums, counts, grad_a, grad_c + part_c, grad_t + part_t
 
