@@ -43,7 +43,7 @@ Kernels:
   blockwise kernel then keeps its blocks within the CPU's cache).
 - `fuse_elementwise(function)`: `function` run as one fused program where the
   backend would run its element-wise ops one by one (a TensorFlow graph without
-  XLA: `tf.function` with XLA); `function` itself elsewhere.
+  XLA on a CPU-only machine: `tf.function` with XLA); `function` itself elsewhere.
 - `top_k_lower_index_first(x, k)`: `keras.ops.top_k` over the last axis with
   the lower index first among equal values (`torch.topk` promises no order).
 

@@ -115,6 +115,5 @@ def compiled_by_xla() -> bool:
 
 
 def fuse_elementwise(function: Callable[..., Any]) -> Callable[..., Any]:
-    """`function` itself: XLA already fuses the blockwise kernel's passes (JAX); torch
-    runs its own native kernel."""
+    """`function` itself: XLA already fuses the blockwise kernel's passes here."""
     return function

@@ -7,6 +7,7 @@ gradients are *summed*, so Keras scales each replica's loss by
 """
 
 import contextlib
+import functools
 import os
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -167,17 +168,26 @@ def compiled_by_xla() -> bool:
 
 
 def fuse_elementwise(function: Callable[..., Any]) -> Callable[..., Any]:
-    """`function` as one XLA program when called in a graph that XLA does not compile.
+    """`function` as one XLA program when called in a graph that XLA does not compile, on a
+    machine with CPUs only.
 
-    Keras' TensorFlow train step on a CPU is a `tf.function` without XLA, where every
-    element-wise op of the blockwise kernel reads and writes a whole block; XLA fuses them
-    into a few passes. Eagerly, `function` runs as it is (no compilation per call); inside
-    an XLA program, too (XLA compiles it with the rest).
+    Keras' TensorFlow train step on a CPU-only machine is a `tf.function` without XLA
+    (`jit_compile="auto"`), where every element-wise op of the blockwise kernel reads and
+    writes a whole block; XLA fuses them into a few passes. `function` runs as it is
+    eagerly (no compilation per call), inside an XLA program (XLA compiles it with the
+    rest), and where the machine has another device: there a graph is left without XLA on
+    purpose (a distribution strategy, a device XLA does not support).
     """
 
     def call(*args: Any) -> Any:
-        if tf.executing_eagerly() or compiled_by_xla():
+        if tf.executing_eagerly() or compiled_by_xla() or not _cpu_only():
             return function(*args)
         return tf.function(function, jit_compile=True, autograph=False)(*args)
 
     return call
+
+
+@functools.cache
+def _cpu_only() -> bool:
+    """Whether TensorFlow sees CPU devices only (read once: they are fixed at start-up)."""
+    return all(device.device_type == "CPU" for device in tf.config.list_physical_devices())

@@ -245,6 +245,5 @@ def compiled_by_xla() -> bool:
 
 
 def fuse_elementwise(function: Callable[..., Any]) -> Callable[..., Any]:
-    """`function` itself: XLA already fuses the blockwise kernel's passes (JAX); torch
-    runs its own native kernel."""
+    """`function` itself: torch runs its own native kernel (`fast_supcon_rows`)."""
     return function

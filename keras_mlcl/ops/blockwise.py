@@ -15,6 +15,7 @@ from typing import NamedTuple
 from keras import ops
 
 from keras_mlcl import backend
+from keras_mlcl.ops.positives import pair_weights
 from keras_mlcl.utils.types import Tensor
 
 # Added to masked logits before `exp`: far below any similarity / tau that
@@ -170,8 +171,9 @@ def supcon_rows(
         class_ids: None, or `(anchor_ids, candidate_ids)`, one tensor of
             class ids per head, when every head's weights are the `"equal"`
             rule on them (`T == H`): the native kernel then sums the
-            positives per class instead of calling `weights_fn`. Defaults
-            to None.
+            positives per class, and the `keras.ops` kernel compares the
+            ids within its fused passes, instead of calling `weights_fn`.
+            Defaults to None.
 
     Returns:
         `(loss, n_positives)`, both `(T, M)`; `loss` is `(T,)` sums with
@@ -212,6 +214,12 @@ def supcon_rows(
     one_block = block_rows is None or num_anchors is None or block_rows >= num_anchors
     dtype = anchors.dtype
     one_head = anchors.shape[0] == 1
+    if anchor_weights is not None and not one_head and len(inverse_temperature.shape) == 0:
+        # One temperature for every head: the summed kernel's gradient in it is per head,
+        # each scaled by its own upstream value (summed back over the heads by autodiff).
+        inverse_temperature = ops.broadcast_to(
+            ops.reshape(inverse_temperature, (1, 1, 1)), (anchors.shape[0], 1, 1)
+        )
     if one_head:
         # One head: 2-D matmuls and row passes (XLA's batched forms of them
         # cost up to 3x on CPU); the terms' weights broadcast against them.
@@ -230,6 +238,7 @@ def supcon_rows(
         num_anchors=num_anchors,
         rows=None if one_block else block_rows,
         num_blocks=1 if one_block else -(-num_anchors // block_rows),
+        class_ids=class_ids,
     )
     tensors = (anchors, candidates, inverse_temperature)
 
@@ -256,7 +265,7 @@ class _Kernel:
     `one_head`: the anchors and candidates were taken 2-D (`(M, D)`, `(N, D)`) and weights
     of one term are squeezed to `(rows, N)` to match. `rows`: anchors per block, None for
     one block of every anchor; the last block ends at the last anchor, so it may overlap
-    the block before it (see `_block_start`).
+    the block before it (see `_block_start`). `class_ids`: see `supcon_rows`.
     """
 
     weights_fn: WeightsFn
@@ -269,6 +278,7 @@ class _Kernel:
     num_anchors: int | None
     rows: int | None
     num_blocks: int
+    class_ids: tuple[list[Tensor], list[Tensor]] | None = None
 
 
 class _BlockState(NamedTuple):
@@ -301,14 +311,14 @@ def _block_forward(
         `(stacked, state)`: `stacked` holds `[loss, n_positives]` on a new first axis
         (`(2, T, rows)`, or `(2, rows)` for one head and one term), `state` a `_BlockState`.
     """
-    terms = backend.fuse_elementwise(lambda x, s: _block_terms(kernel, x, s))
-    return terms(_logits(a, c, t), start)
+    terms = backend.fuse_elementwise(lambda x, s, w: _block_terms(kernel, x, s, w))
+    return terms(_logits(a, c, t), start, _given_weights(kernel, start))
 
 
 def _block_losses(kernel: _Kernel, a: Tensor, c: Tensor, t: Tensor, start: int | Tensor) -> Tensor:
     """The `stacked` losses and counts of `_block_forward` alone."""
-    terms = backend.fuse_elementwise(lambda x, s: _block_terms(kernel, x, s)[0])
-    return terms(_logits(a, c, t), start)
+    terms = backend.fuse_elementwise(lambda x, s, w: _block_terms(kernel, x, s, w)[0])
+    return terms(_logits(a, c, t), start, _given_weights(kernel, start))
 
 
 def _block_gradient(
@@ -317,11 +327,14 @@ def _block_gradient(
     """`_block_forward`'s `stacked`, and `(d a, d c, d t)` for `upstream` `d total / d loss`
     of the block's rows (`(T, rows)`), in one pass over the block's logits."""
 
-    def terms(logits: Tensor, start: int | Tensor, upstream: Tensor) -> tuple[Tensor, Tensor]:
-        stacked, state = _block_terms(kernel, logits, start)
+    def terms(
+        logits: Tensor, start: int | Tensor, w: Tensor | None, upstream: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        stacked, state = _block_terms(kernel, logits, start, w)
         return stacked, _pair_gradient(upstream / state.safe_n, state)
 
-    stacked, g = backend.fuse_elementwise(terms)(_logits(a, c, t), start, upstream)
+    fused = backend.fuse_elementwise(terms)
+    stacked, g = fused(_logits(a, c, t), start, _given_weights(kernel, start), upstream)
     return stacked, _through_matmul(a, c, t, g)
 
 
@@ -331,9 +344,10 @@ def _logits(a: Tensor, c: Tensor, t: Tensor) -> Tensor:
 
 
 def _block_terms(
-    kernel: _Kernel, logits: Tensor, start: int | Tensor
+    kernel: _Kernel, logits: Tensor, start: int | Tensor, w: Tensor | None
 ) -> tuple[Tensor, _BlockState]:
-    """`_block_forward` after its matmul: the row passes over the block's `logits`."""
+    """`_block_forward` after its matmul: the row passes over the block's `logits`, with its
+    positive weights `w` (`_given_weights`), or those of the class ids when `w` is None."""
     excluded = _masked_pairs(kernel, start, ops.shape(logits)[-2], ops.shape(logits)[-1])
     if excluded is not None:
         logits = ops.where(excluded, MASKED_LOGIT, logits)
@@ -341,7 +355,7 @@ def _block_terms(
     exp_shifted = ops.exp(shifted)
     # >= 1: the row maximum contributes exp(0) (a masked one, for N = 1).
     denominator = ops.sum(exp_shifted, axis=-1)
-    w = _block_weights(kernel, start)
+    w = _class_weights(kernel, start) if w is None else w
     if excluded is not None:
         w = ops.where(excluded, 0.0, w)
     weight_sum = ops.sum(w, axis=-1)
@@ -403,10 +417,35 @@ def _through_matmul(a: Tensor, c: Tensor, t: Tensor, g: Tensor) -> tuple[Tensor,
     return m * t, to_candidates * t, to_t
 
 
-def _block_weights(kernel: _Kernel, start: int | Tensor) -> Tensor:
-    """The positive weights of the block from anchor `start`, `(T, rows, N)` in the kernel's
-    dtype; `(rows, N)` for one head and one term."""
-    w = kernel.weights_fn(start, kernel.rows)
+def _given_weights(kernel: _Kernel, start: int | Tensor) -> Tensor | None:
+    """The positive weights of the block from anchor `start` by `weights_fn`, `(T, rows, N)`
+    in the kernel's dtype (`(rows, N)` for one head and one term); None with class ids.
+
+    They are computed before the block's fused element-wise passes
+    (`backend.fuse_elementwise`), not in them: a rule of the user's may use any op, which XLA
+    may not compile. The `"equal"` rule on class ids is the library's own, and the fused
+    passes compute it themselves (`_class_weights`).
+    """
+    if kernel.class_ids is not None:
+        return None
+    return _block_shaped(kernel, kernel.weights_fn(start, kernel.rows))
+
+
+def _class_weights(kernel: _Kernel, start: int | Tensor) -> Tensor:
+    """The `"equal"` rule's weights of the block from anchor `start` on the class ids."""
+    assert kernel.class_ids is not None, "only with class ids"
+    anchor_ids, candidate_ids = kernel.class_ids
+    w = ops.stack(
+        [
+            pair_weights(take_rows(own, start, kernel.rows), other, "equal")
+            for own, other in zip(anchor_ids, candidate_ids, strict=True)
+        ]
+    )
+    return _block_shaped(kernel, w)
+
+
+def _block_shaped(kernel: _Kernel, w: Tensor) -> Tensor:
+    """Weights `(T, rows, N)` in the kernel's dtype; `(rows, N)` for one head and one term."""
     if kernel.one_head and w.shape[0] == 1:
         w = w[0]
     return ops.cast(w, kernel.dtype)

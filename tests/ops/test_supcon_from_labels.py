@@ -210,3 +210,28 @@ def test_anchor_weights_as_numpy_float64():
         ops.convert_to_numpy(total), ops.convert_to_numpy(expected), rtol=1e-6
     )
     assert float(ops.convert_to_numpy(total).min()) > 0.0
+
+
+@pytest.mark.parametrize("block_size", [None, 4])
+def test_heads_with_anchor_weights_and_one_temperature(block_size):
+    # Two heads sharing one scalar temperature, summed by anchor weights: the same value and
+    # gradient as the per-anchor losses weighted (the summed kernel's gradient used to fail).
+    rng = np.random.default_rng(11)
+    z = np.stack([unit_rows(rng, 10, 4), unit_rows(rng, 10, 4)])
+    labels = [rng.integers(0, 3, 10), rng.integers(-1, 2, 10)]
+    weights = rng.uniform(0.5, 2.0, size=(2, 10)).astype("float32")
+
+    def summed(x):
+        total, _ = supcon_from_labels(
+            x, x, labels, labels, 0.3, anchor_weights=weights, block_size=block_size
+        )
+        return ops.sum(total)
+
+    def per_anchor(x):
+        loss, _ = supcon_from_labels(x, x, labels, labels, 0.3, block_size=block_size)
+        return ops.sum(loss * ops.convert_to_tensor(weights))
+
+    value, gradient = value_and_grad(summed, z)
+    expected_value, expected_gradient = value_and_grad(per_anchor, z)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-5)
+    np.testing.assert_allclose(gradient, expected_gradient, atol=1e-5)

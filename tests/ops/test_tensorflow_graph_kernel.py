@@ -13,7 +13,6 @@ import tensorflow as tf  # noqa: E402
 
 from keras_mlcl import backend  # noqa: E402
 from keras_mlcl.ops import supcon_from_labels  # noqa: E402
-from keras_mlcl.ops.blockwise import BLOCK_ELEMENTS  # noqa: E402
 from keras_mlcl.ops.blockwise import MAX_CACHED_BLOCK_ROWS  # noqa: E402
 from keras_mlcl.ops.blockwise import auto_block_rows  # noqa: E402
 from tests import reference  # noqa: E402
@@ -133,4 +132,26 @@ def test_block_rule_per_context():
     tf.function(probe("graph"))(x)
     tf.function(probe("xla"), jit_compile=True)(x)
     assert seen == {"eager": 1024, "graph": 1024, "xla": MAX_CACHED_BLOCK_ROWS}
-    assert 2 * 1024 * 1024 <= BLOCK_ELEMENTS
+
+
+def test_a_rule_xla_cannot_compile_still_runs_in_a_graph():
+    # The weights of a rule other than the class ids' are computed outside the fused passes:
+    # a rule of the user's may use any op (here a NumPy function, which XLA cannot compile).
+    rng = np.random.default_rng(5)
+    labels = random_labels(rng, "jaccard", 12)
+    z = unit_rows(rng, 12, 4)
+    expected, _ = reference.supcon(z, reference.weights(labels, "jaccard"), 0.5)
+    host_rule = reference.weights(labels, "jaccard").astype("float32")
+
+    def rule(anchor_labels, candidate_labels):
+        # Rows of the whole batch's weights, looked up on the host by the anchors' row index.
+        rows = tf.numpy_function(lambda: host_rule, [], tf.float32)
+        return tf.reshape(rows, (1, 12, 12))
+
+    def loss(x):
+        per_anchor, _ = supcon_from_labels(x, x, labels, labels, 0.5, rule=rule, binary=False)
+        return tf.reduce_sum(per_anchor)
+
+    z = tf.constant(z)
+    value, _ = _in_graph(loss)(z)
+    np.testing.assert_allclose(float(value), expected.sum(), rtol=1e-5, atol=1e-5)
