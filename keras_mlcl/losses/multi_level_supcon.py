@@ -12,7 +12,7 @@ from keras_mlcl.losses.temperature import check_temperature
 from keras_mlcl.ops import POSITIVE_RULES
 from keras_mlcl.ops import check_labels_for_rule
 from keras_mlcl.ops.positives import BINARY_RULES
-from keras_mlcl.ops.supcon import rule_weights
+from keras_mlcl.ops.positives import rule_weights
 from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_non_negative_float

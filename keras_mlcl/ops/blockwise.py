@@ -15,7 +15,7 @@ from typing import NamedTuple
 from keras import ops
 
 from keras_mlcl import backend
-from keras_mlcl.ops.positives import pair_weights
+from keras_mlcl.ops.positives import rule_weights
 from keras_mlcl.utils.types import Tensor
 
 # Added to masked logits before `exp`: far below any similarity / tau that
@@ -435,13 +435,8 @@ def _class_weights(kernel: _Kernel, start: int | Tensor) -> Tensor:
     """The `"equal"` rule's weights of the block from anchor `start` on the class ids."""
     assert kernel.class_ids is not None, "only with class ids"
     anchor_ids, candidate_ids = kernel.class_ids
-    w = ops.stack(
-        [
-            pair_weights(take_rows(own, start, kernel.rows), other, "equal")
-            for own, other in zip(anchor_ids, candidate_ids, strict=True)
-        ]
-    )
-    return _block_shaped(kernel, w)
+    rows = [take_rows(own, start, kernel.rows) for own in anchor_ids]
+    return _block_shaped(kernel, rule_weights(["equal"] * len(rows))(rows, candidate_ids))
 
 
 def _block_shaped(kernel: _Kernel, w: Tensor) -> Tensor:

@@ -1,5 +1,8 @@
 """Positive rules: from the labels of one head to its positive-weight matrix."""
 
+from collections.abc import Callable
+from collections.abc import Sequence
+
 import numpy as np
 from keras import ops
 
@@ -9,6 +12,13 @@ from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_choice
 
 POSITIVE_RULES = ("equal", "any", "exact", "jaccard", "simdis")
+
+PairWeights = Callable[[list[Tensor], list[Tensor]], Tensor]
+"""A positive rule as a function: `rule(anchor_labels, candidate_labels)` -> `(T, M, N)` weights.
+
+Its arguments are one label tensor per head, for a block of `M` anchors and for
+all `N` candidates; it returns the positive weights of each term (head, or
+weight set over shared embeddings)."""
 
 
 def check_class_ids(labels: Tensor, name: str = "labels") -> None:
@@ -188,3 +198,34 @@ def _multi_hot(labels: Tensor) -> Tensor:
     y = ops.cast(labels, "float32")
     y = ops.where(ops.all(y >= 0, axis=-1, keepdims=True), y, 0.0)
     return y, ops.sum(y, axis=-1)
+
+
+def rule_weights(rules: Sequence[str], min_weight: float = 0.0) -> PairWeights:
+    """The named positive rules of each head as one `PairWeights` function.
+
+    Args:
+        rules: one rule of `positive_weights` per head.
+        min_weight: weights below it become 0. Defaults to 0.
+
+    Returns:
+        `weights(anchor_labels, candidate_labels) -> (H, M, N)` float32.
+
+    Example:
+
+    >>> weights = rule_weights(["equal"])
+    >>> labels = keras.ops.convert_to_tensor([0, 0, 1])
+    >>> keras.ops.convert_to_numpy(weights([labels[:1]], [labels])).tolist()
+    [[[1.0, 1.0, 0.0]]]
+    """
+    rules = list(rules)
+
+    def weights(anchor_labels: list[Tensor], candidate_labels: list[Tensor]) -> Tensor:
+        blocks = []
+        for own, other, rule in zip(anchor_labels, candidate_labels, rules, strict=True):
+            w = pair_weights(own, other, rule)
+            if min_weight > 0:
+                w = ops.where(w >= min_weight, w, 0.0)
+            blocks.append(w)
+        return ops.stack(blocks)
+
+    return weights

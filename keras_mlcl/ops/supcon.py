@@ -1,6 +1,5 @@
 """SupCon from a weight matrix or from labels: the two front ends of the blockwise kernel."""
 
-from collections.abc import Callable
 from collections.abc import Sequence
 
 import keras
@@ -11,8 +10,9 @@ from keras_mlcl.ops.blockwise import auto_block_rows
 from keras_mlcl.ops.blockwise import supcon_rows
 from keras_mlcl.ops.blockwise import take_rows
 from keras_mlcl.ops.positives import BINARY_RULES
+from keras_mlcl.ops.positives import PairWeights
 from keras_mlcl.ops.positives import check_labels_for_rule
-from keras_mlcl.ops.positives import pair_weights
+from keras_mlcl.ops.positives import rule_weights
 from keras_mlcl.utils.types import Tensor
 from keras_mlcl.utils.validation import check_choice
 from keras_mlcl.utils.validation import check_positive_int
@@ -143,14 +143,6 @@ def supcon_from_weights(
     if squeeze:
         loss, n_positives = loss[0], n_positives[0]
     return loss, n_positives > 0
-
-
-PairWeights = Callable[[list[Tensor], list[Tensor]], Tensor]
-"""A positive rule as a function: `rule(anchor_labels, candidate_labels)` -> `(T, M, N)` weights.
-
-Its arguments are one label tensor per head, for a block of `M` anchors and for
-all `N` candidates; it returns the positive weights of each term (head, or
-weight set over shared embeddings)."""
 
 
 def supcon_from_labels(
@@ -301,37 +293,6 @@ def supcon_from_labels(
     if not heads:
         loss, n_positives = loss[0], n_positives[0]
     return loss, n_positives > 0
-
-
-def rule_weights(rules: Sequence[str], min_weight: float = 0.0) -> PairWeights:
-    """The named positive rules of each head as one `PairWeights` function.
-
-    Args:
-        rules: one rule of `positive_weights` per head.
-        min_weight: weights below it become 0. Defaults to 0.
-
-    Returns:
-        `weights(anchor_labels, candidate_labels) -> (H, M, N)` float32.
-
-    Example:
-
-    >>> weights = rule_weights(["equal"])
-    >>> labels = keras.ops.convert_to_tensor([0, 0, 1])
-    >>> keras.ops.convert_to_numpy(weights([labels[:1]], [labels])).tolist()
-    [[[1.0, 1.0, 0.0]]]
-    """
-    rules = list(rules)
-
-    def weights(anchor_labels: list[Tensor], candidate_labels: list[Tensor]) -> Tensor:
-        blocks = []
-        for own, other, rule in zip(anchor_labels, candidate_labels, rules, strict=True):
-            w = pair_weights(own, other, rule)
-            if min_weight > 0:
-                w = ops.where(w >= min_weight, w, 0.0)
-            blocks.append(w)
-        return ops.stack(blocks)
-
-    return weights
 
 
 def float_embeddings(z: Tensor) -> Tensor:

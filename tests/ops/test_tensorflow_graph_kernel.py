@@ -93,7 +93,7 @@ def test_graph_without_xla_fuses_and_matches_the_reference(rule, block_size, sum
     np.testing.assert_allclose(float(value), expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(gradient.numpy(), expected_gradient, atol=2e-4)
     assert _xla_calls(step, z) >= 1, "the element-wise passes were not fused"
-    # Compiled by XLA as a whole, the same (no nested XLA call).
+    # Compiled by XLA as a whole: the same values.
     compiled = _in_graph(loss, jit_compile=True)
     compiled_value, compiled_gradient = compiled(z)
     np.testing.assert_allclose(float(compiled_value), expected, rtol=1e-5, atol=1e-5)

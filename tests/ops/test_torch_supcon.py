@@ -240,7 +240,7 @@ def test_native_kernel_equals_the_keras_ops_kernel(rule, block_size):
     # and empty slots.
     from keras_mlcl.ops.blockwise import supcon_rows as dispatched
     from keras_mlcl.ops.blockwise import take_rows
-    from keras_mlcl.ops.supcon import rule_weights
+    from keras_mlcl.ops.positives import rule_weights
 
     rng = np.random.default_rng(11)
     n, rows, offset = 24, 10, 7
