@@ -189,6 +189,10 @@ def replica_vs_global(
     """One replica's loss (its `n / replicas` anchors against all `n` candidates) over the
     single-device loss of all `n` anchors, both fwd+bwd with respect to the embeddings.
 
+    The single-device loss gets the batch as one tensor in both roles, as the loss classes
+    pass it (torch's kernel then takes one matmul for its gradient, see
+    `keras_mlcl.backend.torch_supcon`); a replica's anchors are never its candidates.
+
     With `larger_n`, the same ratio at that batch size is added under `"larger"`.
     """
     entry = _replica_ratio(n, dim, repeats, replicas)

@@ -228,8 +228,11 @@ def supcon_from_labels(
     check_choice("normalization", normalization, NORMALIZATIONS)
     if block_size is not None:
         check_positive_int("block_size", block_size)
+    # The whole batch given as both roles stays one tensor (and its labels one), as the loss
+    # classes pass it: a native kernel then takes the symmetry of its logits.
+    same = anchors is candidates
     anchors = float_embeddings(anchors)
-    candidates = ops.cast(as_tensor(candidates), anchors.dtype)
+    candidates = anchors if same else ops.cast(as_tensor(candidates), anchors.dtype)
     heads = len(anchors.shape) == 3
     if heads != (len(candidates.shape) == 3):
         raise ValueError(
@@ -241,7 +244,8 @@ def supcon_from_labels(
         anchor_labels, candidate_labels = list(anchor_labels), list(candidate_labels)
     else:
         anchor_labels, candidate_labels = [anchor_labels], [candidate_labels]
-        anchors, candidates = anchors[None], candidates[None]
+        anchors = anchors[None]
+        candidates = anchors if same else candidates[None]
     rules: list[str] = [] if callable(rule) else [rule] if isinstance(rule, str) else list(rule)
     if len(rules) == 1:
         rules = rules * len(anchor_labels)
@@ -257,13 +261,16 @@ def supcon_from_labels(
     if callable(rule):
         weights = rule
     else:
+        given_labels = anchor_labels
         anchor_labels = [
             check_labels_for_rule(y, r, "anchor_labels")
             for y, r in zip(anchor_labels, rules, strict=True)
         ]
         candidate_labels = [
-            check_labels_for_rule(y, r, "candidate_labels")
-            for y, r in zip(candidate_labels, rules, strict=True)
+            checked if y is own else check_labels_for_rule(y, r, "candidate_labels")
+            for y, own, checked, r in zip(
+                candidate_labels, given_labels, anchor_labels, rules, strict=True
+            )
         ]
         weights = rule_weights(rules)
         if binary is None:

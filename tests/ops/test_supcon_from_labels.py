@@ -235,3 +235,38 @@ def test_heads_with_anchor_weights_and_one_temperature(block_size):
     expected_value, expected_gradient = value_and_grad(per_anchor, z)
     np.testing.assert_allclose(value, expected_value, rtol=1e-5)
     np.testing.assert_allclose(gradient, expected_gradient, atol=1e-5)
+
+
+@pytest.mark.parametrize("rule", ["equal", "jaccard"])
+@pytest.mark.parametrize("stacked", [False, True])
+def test_one_tensor_in_both_roles_equals_two(rule, stacked):
+    # The whole batch passed once as anchors and candidates (torch's kernel then takes the
+    # symmetry of its logits: one matmul for the gradient) gives the values and the gradient
+    # of the same batch passed as two tensors.
+    rng = np.random.default_rng(21)
+    n, heads = 30, 2
+    labels = [random_labels(rng, rule, n) for _ in range(heads)]
+    z = unit_rows(rng, heads * n, 6).reshape(heads, n, 6)
+    cotangent = ops.convert_to_tensor(rng.normal(size=(heads, n)).astype("float32"))
+    temperatures = [0.2, 0.5]
+
+    def loss(x, two):
+        candidates = x + 0.0 if two else x
+        if stacked:
+            own = [ops.convert_to_tensor(y) for y in labels]
+            other = [ops.convert_to_tensor(y.copy()) for y in labels] if two else own
+            values, _ = supcon_from_labels(
+                x, candidates, own, other, ops.convert_to_tensor(temperatures), rule=rule
+            )
+            return ops.sum(values * cotangent)
+        own = ops.convert_to_tensor(labels[0])
+        other = ops.convert_to_tensor(labels[0].copy()) if two else own
+        values, _ = supcon_from_labels(x, candidates, own, other, 0.2, rule=rule)
+        return ops.sum(values * cotangent[0])
+
+    x = z if stacked else z[0]
+    value, grad = value_and_grad(lambda t: loss(t, False), x)
+    expected_value, expected_grad = value_and_grad(lambda t: loss(t, True), x)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-4, atol=1e-5)
+    assert np.abs(grad).sum() > 0

@@ -538,3 +538,34 @@ def test_the_gradient_is_not_differentiable_again(class_ids):
         torch.autograd.grad(loss.sum(), x, create_graph=True)
     (gradient,) = torch.autograd.grad(loss.sum(), x)  # a first-order gradient still works
     assert gradient.abs().sum() > 0
+
+
+@pytest.mark.parametrize("stacked", [False, True])
+def test_supcon_from_labels_gives_one_tensor_the_one_matmul_gradient(stacked, monkeypatch):
+    # `supcon_from_labels(z, z, y, y, ...)` keeps `z` (and `y`) one object down to the kernel,
+    # as the loss classes do, so the whole batch's gradient takes one matmul.
+    from keras_mlcl.backend import torch_supcon
+    from keras_mlcl.ops import supcon_from_labels
+
+    taken = []
+    original = torch_supcon._ClassPositives.whole_batch_gradient
+
+    def counted(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(torch_supcon._ClassPositives, "whole_batch_gradient", counted)
+    z = torch.nn.functional.normalize(torch.randn(2 if stacked else 1, 32, 8), dim=-1)
+    x = (z if stacked else z[0]).clone().requires_grad_(True)
+    y = torch.randint(0, 4, (32,))
+    labels = [y, y] if stacked else y
+    temperature = torch.tensor([0.2, 0.5]) if stacked else 0.2
+    loss, _ = supcon_from_labels(x, x, labels, labels, temperature)
+    loss.sum().backward()
+    assert taken == [True]
+    # Two objects take the two-matmul gradient.
+    taken.clear()
+    loss, _ = supcon_from_labels(x, x + 0.0, labels, labels, temperature)
+    loss.sum().backward()
+    assert taken == []
