@@ -239,10 +239,12 @@ def test_heads_with_anchor_weights_and_one_temperature(block_size):
 
 @pytest.mark.parametrize("rule", ["equal", "jaccard"])
 @pytest.mark.parametrize("stacked", [False, True])
-def test_one_tensor_in_both_roles_equals_two(rule, stacked):
+@pytest.mark.parametrize("label_copies", [False, True])
+def test_one_tensor_in_both_roles_equals_two(rule, stacked, label_copies):
     # The whole batch passed once as anchors and candidates (torch's kernel then takes the
-    # symmetry of its logits: one matmul for the gradient) gives the values and the gradient
-    # of the same batch passed as two tensors.
+    # symmetry of its logits: one matmul for the gradient; with copies of the labels, one
+    # input but the class ids numbered over both) gives the values and the gradient of the
+    # same batch passed as two tensors.
     rng = np.random.default_rng(21)
     n, heads = 30, 2
     labels = [random_labels(rng, rule, n) for _ in range(heads)]
@@ -252,15 +254,16 @@ def test_one_tensor_in_both_roles_equals_two(rule, stacked):
 
     def loss(x, two):
         candidates = x + 0.0 if two else x
+        copies = two or label_copies
         if stacked:
             own = [ops.convert_to_tensor(y) for y in labels]
-            other = [ops.convert_to_tensor(y.copy()) for y in labels] if two else own
+            other = [ops.convert_to_tensor(y.copy()) for y in labels] if copies else own
             values, _ = supcon_from_labels(
                 x, candidates, own, other, ops.convert_to_tensor(temperatures), rule=rule
             )
             return ops.sum(values * cotangent)
         own = ops.convert_to_tensor(labels[0])
-        other = ops.convert_to_tensor(labels[0].copy()) if two else own
+        other = ops.convert_to_tensor(labels[0].copy()) if copies else own
         values, _ = supcon_from_labels(x, candidates, own, other, 0.2, rule=rule)
         return ops.sum(values * cotangent[0])
 
