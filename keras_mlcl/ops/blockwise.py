@@ -2,9 +2,11 @@
 
 Read from the top: `supcon_rows` prepares the call and picks a kernel (the backend's native
 one, or one of three `keras.ops` kernels); each kernel wires a loop over blocks into
-`keras.ops.custom_gradient`; every block runs `_block_forward` (similarities, log-sum-exp,
-weighted positives) and its gradient `_block_backward` (closed form). `docs/kernel.md` tells
-why it is built this way.
+`keras.ops.custom_gradient`; every block runs its similarities (`_logits`), the row passes
+over them (`_block_terms`: log-sum-exp, weighted positives) and its gradient in closed form
+(`_pair_gradient`, then `_through_matmul`): `_block_forward` / `_block_backward` for a block
+kept between the passes, `_block_losses` and `_block_gradient` in the loops.
+`docs/kernel.md` tells why it is built this way.
 """
 
 import dataclasses
